@@ -1,0 +1,19 @@
+//! The vault engine.
+//!
+//! Everything that decides what a request means lives here, free of HTTP:
+//! - [`storage`]: the backend trait, the embedded redb backend and a conformance suite;
+//! - [`crypto`]: root key → keyring → the encrypting [`crypto::Barrier`] over a backend;
+//! - [`kv`], [`token`], [`policy`], [`identity`], [`audit`]: the Vault subsystems;
+//! - [`logical`]: Vault's request/response model, and [`core::Core`], the router that
+//!   authenticates, authorises, audits and dispatches each request.
+//!
+//! The HTTP server (crate `secretvault-server`) is thin glue that turns HTTP into
+//! [`logical::Request`]s and [`logical::Response`]s back into HTTP.
+
+pub mod audit;
+pub mod identity;
+pub mod logical;
+pub mod policy;
+pub mod util;
+
+pub use logical::Operation;

@@ -1,0 +1,1 @@
+//! Vault ACL policies: parsing (HCL and JSON) and evaluation.

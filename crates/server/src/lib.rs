@@ -1,0 +1,1 @@
+//! The Vault-compatible HTTP API.
