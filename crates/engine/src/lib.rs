@@ -11,6 +11,7 @@
 //! [`logical::Request`]s and [`logical::Response`]s back into HTTP.
 
 pub mod audit;
+pub mod crypto;
 pub mod identity;
 pub mod logical;
 pub mod policy;
