@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod crypto;
 pub mod identity;
+pub mod kv;
 pub mod logical;
 pub mod policy;
 pub mod storage;

@@ -16,7 +16,7 @@ mod barrier;
 mod keyring;
 mod root_key;
 
-pub use barrier::{Barrier, KeyStatus};
+pub use barrier::{Barrier, BarrierError, KeyStatus};
 pub use keyring::Keyring;
 pub use root_key::RootKey;
 
