@@ -17,6 +17,7 @@ pub mod kv;
 pub mod logical;
 pub mod policy;
 pub mod storage;
+pub mod token;
 pub mod util;
 
 pub use logical::Operation;
