@@ -4,8 +4,9 @@
 //! - [`storage`]: the backend trait, the embedded redb backend and a conformance suite;
 //! - [`crypto`]: root key → keyring → the encrypting [`crypto::Barrier`] over a backend;
 //! - [`kv`], [`token`], [`policy`], [`identity`], [`audit`]: the Vault subsystems;
-//! - [`logical`]: Vault's request/response model, and [`core::Core`], the router that
-//!   authenticates, authorises, audits and dispatches each request.
+//! - [`logical`]: Vault's request/response model;
+//! - [`vault::Vault`]: the router that authenticates, authorises, audits and dispatches
+//!   each request; [`sys`] holds its `sys/` endpoints.
 //!
 //! The HTTP server (crate `secretvault-server`) is thin glue that turns HTTP into
 //! [`logical::Request`]s and [`logical::Response`]s back into HTTP.
@@ -17,7 +18,9 @@ pub mod kv;
 pub mod logical;
 pub mod policy;
 pub mod storage;
+pub mod sys;
 pub mod token;
 pub mod util;
+pub mod vault;
 
 pub use logical::Operation;

@@ -1,1 +1,13 @@
-//! The Vault-compatible HTTP API.
+//! The Vault-compatible HTTP API over the secretvault engine, and the dev-mode runner.
+//!
+//! - [`http`]: decode HTTP into engine requests and encode replies (thin glue);
+//! - [`listener`]: the accept loop — timeouts, TLS, graceful shutdown;
+//! - [`tls`]: certificates re-read when their files change;
+//! - [`dev`]: the whole vault on one machine (`secretvault-operator dev`).
+
+pub mod dev;
+pub mod http;
+pub mod listener;
+pub mod tls;
+
+pub use listener::{ServerConfig, serve};

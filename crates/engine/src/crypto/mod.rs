@@ -18,7 +18,7 @@ mod root_key;
 
 pub use barrier::{Barrier, BarrierError, KeyStatus};
 pub use keyring::Keyring;
-pub use root_key::RootKey;
+pub use root_key::{RootKey, create_private_dir};
 
 /// 256 bits of key material, wiped from memory when dropped.
 pub type Key256 = Zeroizing<[u8; 32]>;

@@ -1,0 +1,422 @@
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::storage::MemoryBackend;
+
+struct Harness {
+    vault: Vault,
+    root: String,
+    _dir: tempfile::TempDir,
+    audit_path: std::path::PathBuf,
+}
+
+async fn harness() -> Harness {
+    let vault = Vault::open(
+        Arc::new(MemoryBackend::new()),
+        RootKey::generate(),
+        VaultConfig::default(),
+    )
+    .await
+    .unwrap();
+    let root = vault
+        .ensure_root_token(Some("root-token"))
+        .await
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let audit_path = dir.path().join("audit.log");
+    vault
+        .enable_file_audit("file", audit_path.to_str().unwrap())
+        .await
+        .unwrap();
+    Harness {
+        vault,
+        root,
+        _dir: dir,
+        audit_path,
+    }
+}
+
+fn request(token: &str, op: Option<Operation>, path: &str, body: Value) -> Request {
+    Request {
+        operation: op,
+        is_write: op.is_none(),
+        path: path.to_string(),
+        data: body.as_object().cloned().unwrap_or_default(),
+        token: Some(Zeroizing::new(token.to_string())),
+        content_type: Some("application/merge-patch+json".into()),
+        ..Default::default()
+    }
+}
+
+impl Harness {
+    async fn write(&self, token: &str, path: &str, body: Value) -> Reply {
+        self.vault.handle(request(token, None, path, body)).await
+    }
+
+    async fn read(&self, token: &str, path: &str) -> Reply {
+        self.vault
+            .handle(request(token, Some(Operation::Read), path, json!({})))
+            .await
+    }
+
+    async fn policy(&self, name: &str, hcl: &str) {
+        let r = self
+            .write(
+                &self.root,
+                &format!("sys/policies/acl/{name}"),
+                json!({ "policy": hcl }),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{r:?}");
+    }
+
+    async fn token(&self, body: Value) -> String {
+        let r = self.write(&self.root, "auth/token/create", body).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body.unwrap()["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn errors(reply: &Reply) -> Vec<String> {
+    reply
+        .body
+        .as_ref()
+        .and_then(|b| b["errors"].as_array())
+        .map(|a| {
+            a.iter()
+                .map(|e| e.as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn deny_by_default_then_grant() {
+    let h = harness().await;
+    h.write(
+        &h.root,
+        "secret/data/app/db",
+        json!({"data": {"password": "pw"}}),
+    )
+    .await;
+    let plain = h.token(json!({"policies": ["default"]})).await;
+    let denied = h.read(&plain, "secret/data/app/db").await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(
+        errors(&denied),
+        vec!["1 error occurred:\n\t* permission denied\n\n"]
+    );
+    h.policy(
+        "app-read",
+        r#"path "secret/data/app/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let reader = h.token(json!({"policies": ["app-read"]})).await;
+    let ok = h.read(&reader, "secret/data/app/db").await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.body.unwrap()["data"]["data"]["password"], "pw");
+    assert_eq!(
+        h.write(&reader, "secret/data/app/db", json!({"data": {"x": "y"}}))
+            .await
+            .status,
+        403
+    );
+    // A policy change applies to existing tokens at once.
+    h.policy(
+        "app-read",
+        r#"path "secret/data/other/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    assert_eq!(h.read(&reader, "secret/data/app/db").await.status, 403);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_permission_denied() {
+    let h = harness().await;
+    for token in ["", "nope", "svs.abc.def"] {
+        let r = h.read(token, "secret/data/x").await;
+        assert_eq!(r.status, 403);
+        assert_eq!(errors(&r), vec!["permission denied"]);
+    }
+    let mut no_token = request("", Some(Operation::Read), "secret/data/x", json!({}));
+    no_token.token = None;
+    assert_eq!(h.vault.handle(no_token).await.status, 403);
+    let revoked = h.token(json!({"policies": ["default"]})).await;
+    assert_eq!(
+        h.write(&revoked, "auth/token/revoke-self", json!({}))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        errors(&h.read(&revoked, "auth/token/lookup-self").await),
+        vec!["permission denied"]
+    );
+}
+
+#[tokio::test]
+async fn create_and_update_are_distinct_capabilities() {
+    let h = harness().await;
+    h.policy(
+        "creator",
+        r#"path "secret/data/*" { capabilities = ["create"] }"#,
+    )
+    .await;
+    let creator = h.token(json!({"policies": ["creator"]})).await;
+    assert_eq!(
+        h.write(&creator, "secret/data/new", json!({"data": {"a": "1"}}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        h.write(&creator, "secret/data/new", json!({"data": {"a": "2"}}))
+            .await
+            .status,
+        403,
+        "update needs update"
+    );
+}
+
+#[tokio::test]
+async fn templated_policy_gives_each_identity_its_own_path() {
+    let h = harness().await;
+    h.policy("agent", r#"path "secret/data/agents/{{identity.entity.metadata.agent_id}}" { capabilities = ["read"] }"#).await;
+    let role = h
+        .write(
+            &h.root,
+            "auth/token/roles/agents",
+            json!({"allowed_policies": ["agent"], "allowed_entity_aliases": ["agent-*"]}),
+        )
+        .await;
+    assert_eq!(role.status, 204);
+    let mut tokens = Vec::new();
+    for (alias, agent_id) in [("agent-alice", "a1"), ("agent-bob", "b2")] {
+        let auth = h
+            .write(
+                &h.root,
+                "auth/token/create/agents",
+                json!({"entity_alias": alias}),
+            )
+            .await
+            .body
+            .unwrap();
+        let entity_id = auth["auth"]["entity_id"].as_str().unwrap().to_string();
+        let r = h
+            .write(
+                &h.root,
+                &format!("identity/entity/id/{entity_id}"),
+                json!({"metadata": {"agent_id": agent_id}}),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{r:?}");
+        h.write(
+            &h.root,
+            &format!("secret/data/agents/{agent_id}"),
+            json!({"data": {"key": format!("secret-of-{agent_id}")}}),
+        )
+        .await;
+        tokens.push(auth["auth"]["client_token"].as_str().unwrap().to_string());
+    }
+    let (alice, bob) = (&tokens[0], &tokens[1]);
+    let own = h.read(alice, "secret/data/agents/a1").await;
+    assert_eq!(own.status, 200);
+    assert_eq!(own.body.unwrap()["data"]["data"]["key"], "secret-of-a1");
+    assert_eq!(h.read(alice, "secret/data/agents/b2").await.status, 403);
+    assert_eq!(h.read(bob, "secret/data/agents/b2").await.status, 200);
+    assert_eq!(h.read(bob, "secret/data/agents/a1").await.status, 403);
+    // Changing the entity's metadata moves its access at once.
+    let lookup = h.read(alice, "auth/token/lookup-self").await.body.unwrap();
+    let alice_entity = lookup["data"]["entity_id"].as_str().unwrap().to_string();
+    h.write(
+        &h.root,
+        &format!("identity/entity/id/{alice_entity}"),
+        json!({"metadata": {"agent_id": "b2"}}),
+    )
+    .await;
+    assert_eq!(h.read(alice, "secret/data/agents/a1").await.status, 403);
+    assert_eq!(h.read(alice, "secret/data/agents/b2").await.status, 200);
+}
+
+#[tokio::test]
+async fn audit_failure_refuses_the_request() {
+    let h = harness().await;
+    h.write(&h.root, "secret/data/x", json!({"data": {"a": "1"}}))
+        .await;
+    // Make the only audit device unwritable: replace its file with a directory.
+    std::fs::remove_file(&h.audit_path).unwrap();
+    std::fs::create_dir(&h.audit_path).unwrap();
+    h.vault
+        .enable_file_audit("file", h.audit_path.to_str().unwrap())
+        .await
+        .ok();
+    let r = h.read(&h.root, "secret/data/x").await;
+    assert_eq!(r.status, 500, "nothing is served unaudited: {r:?}");
+    assert!(!serde_json::to_string(&r.body).unwrap().contains("\"a\""));
+}
+
+#[tokio::test]
+async fn audit_log_holds_no_plaintext() {
+    let h = harness().await;
+    let secret_value = "correct-horse-battery-staple";
+    h.write(
+        &h.root,
+        "secret/data/plain",
+        json!({"data": {"password": secret_value}}),
+    )
+    .await;
+    let child = h.token(json!({"policies": ["default"]})).await;
+    h.read(&h.root, "secret/data/plain").await;
+    h.read(&child, "auth/token/lookup-self").await;
+    let log = std::fs::read_to_string(&h.audit_path).unwrap();
+    assert!(log.lines().count() >= 6);
+    for needle in [secret_value, h.root.as_str(), child.as_str()] {
+        assert!(!log.contains(needle), "audit log leaks {needle}");
+    }
+    assert!(log.contains("hmac-sha256:"));
+    let hashed = h
+        .write(
+            &h.root,
+            "sys/audit-hash/file",
+            json!({"input": secret_value}),
+        )
+        .await
+        .body
+        .unwrap();
+    assert!(
+        log.contains(hashed["data"]["hash"].as_str().unwrap()),
+        "the HMAC of the value is what was logged"
+    );
+}
+
+#[tokio::test]
+async fn sudo_paths_need_sudo() {
+    let h = harness().await;
+    h.policy(
+        "ops",
+        r#"path "sys/rotate" { capabilities = ["update"] }
+path "sys/audit" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let ops = h.token(json!({"policies": ["ops"]})).await;
+    assert_eq!(h.write(&ops, "sys/rotate", json!({})).await.status, 403);
+    h.policy(
+        "ops",
+        r#"path "sys/rotate" { capabilities = ["update", "sudo"] }"#,
+    )
+    .await;
+    assert_eq!(h.write(&ops, "sys/rotate", json!({})).await.status, 204);
+    let status = h.read(&h.root, "sys/key-status").await.body.unwrap();
+    assert_eq!(status["data"]["term"], 2);
+}
+
+#[tokio::test]
+async fn capabilities_and_ui_mounts() {
+    let h = harness().await;
+    h.policy(
+        "kv-reader",
+        r#"path "secret/data/team/*" { capabilities = ["read", "list"] }"#,
+    )
+    .await;
+    let t = h.token(json!({"policies": ["kv-reader"]})).await;
+    let caps = h
+        .write(
+            &t,
+            "sys/capabilities-self",
+            json!({"paths": ["secret/data/team/x", "secret/data/other"]}),
+        )
+        .await
+        .body
+        .unwrap();
+    assert_eq!(caps["data"]["secret/data/team/x"], json!(["list", "read"]));
+    assert_eq!(caps["data"]["secret/data/other"], json!(["deny"]));
+    let mount = h.read(&t, "sys/internal/ui/mounts/secret/team/x").await;
+    assert_eq!(mount.status, 200, "{mount:?}");
+    let body = mount.body.unwrap();
+    assert_eq!(body["data"]["type"], "kv");
+    assert_eq!(body["data"]["options"]["version"], "2");
+    assert_eq!(body["data"]["path"], "secret/");
+    let plain = h.token(json!({"policies": ["default"]})).await;
+    assert_eq!(
+        h.read(&plain, "sys/internal/ui/mounts/secret/team/x")
+            .await
+            .status,
+        403
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_public_endpoints() {
+    let h = harness().await;
+    let r = h.read(&h.root, "nope/x").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        errors(&r),
+        vec!["no handler for route \"nope/x\". route entry not found."]
+    );
+    let mut health = request("", Some(Operation::Read), "sys/health", json!({}));
+    health.token = None;
+    let r = h.vault.handle(health).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.unwrap()["sealed"], false);
+    let mounts = h.read(&h.root, "sys/mounts").await.body.unwrap();
+    assert_eq!(mounts["secret/"]["type"], "kv");
+    assert_eq!(mounts["data"]["secret/"]["options"]["version"], "2");
+}
+
+#[tokio::test]
+async fn policies_round_trip_through_sys() {
+    let h = harness().await;
+    h.policy("Mixed", r#"path "secret/*" { capabilities = ["read"] }"#)
+        .await;
+    let r = h
+        .read(&h.root, "sys/policies/acl/mixed")
+        .await
+        .body
+        .unwrap();
+    assert_eq!(r["data"]["name"], "mixed");
+    let list = h
+        .vault
+        .handle(request(
+            &h.root,
+            Some(Operation::List),
+            "sys/policies/acl",
+            json!({}),
+        ))
+        .await
+        .body
+        .unwrap();
+    assert_eq!(list["data"]["keys"], json!(["default", "mixed", "root"]));
+    let bad = h
+        .write(
+            &h.root,
+            "sys/policies/acl/bad",
+            json!({"policy": "path \"x\" { capabilities = [\"raed\"] }"}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(errors(&bad)[0].starts_with("failed to parse policy"));
+    assert_eq!(
+        errors(
+            &h.write(&h.root, "sys/policies/acl/root", json!({"policy": "x"}))
+                .await
+        ),
+        vec!["cannot update \"root\" policy"]
+    );
+    let del = h
+        .vault
+        .handle(request(
+            &h.root,
+            Some(Operation::Delete),
+            "sys/policies/acl/default",
+            json!({}),
+        ))
+        .await;
+    assert_eq!(errors(&del), vec!["cannot delete default policy"]);
+}
