@@ -249,13 +249,20 @@ async fn audit_failure_refuses_the_request() {
     let h = harness().await;
     h.write(&h.root, "secret/data/x", json!({"data": {"a": "1"}}))
         .await;
-    // Make the only audit device unwritable: replace its file with a directory.
-    std::fs::remove_file(&h.audit_path).unwrap();
-    std::fs::create_dir(&h.audit_path).unwrap();
+    // A re-point that cannot open its file keeps the old device recording.
+    let missing_dir = h.audit_path.with_file_name("no-such-dir").join("audit.log");
+    assert!(
+        h.vault
+            .enable_file_audit("file", missing_dir.to_str().unwrap())
+            .await
+            .is_err()
+    );
+    assert_eq!(h.read(&h.root, "secret/data/x").await.status, 200);
+    // Point the only device at a full disk: every write fails.
     h.vault
-        .enable_file_audit("file", h.audit_path.to_str().unwrap())
+        .enable_file_audit("file", "/dev/full")
         .await
-        .ok();
+        .unwrap();
     let r = h.read(&h.root, "secret/data/x").await;
     assert_eq!(r.status, 500, "nothing is served unaudited: {r:?}");
     assert!(!serde_json::to_string(&r.body).unwrap().contains("\"a\""));

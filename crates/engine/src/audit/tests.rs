@@ -1,0 +1,311 @@
+use std::io::{Cursor, Write};
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+
+fn file_device(path: &std::path::Path, salt: u8) -> DeviceConfig {
+    DeviceConfig {
+        path: "file/".into(),
+        kind: DeviceKind::File {
+            path: path.to_path_buf(),
+            mode: 0o600,
+        },
+        salt: Zeroizing::new([salt; 32]),
+        hmac_accessor: true,
+        log_raw: false,
+    }
+}
+
+fn auth() -> AuditAuth {
+    AuditAuth {
+        client_token: Some("svs.the-token".into()),
+        accessor: Some("the-accessor".into()),
+        display_name: "token".into(),
+        policies: vec!["default".into()],
+        token_policies: vec!["default".into()],
+        token_type: "service".into(),
+        token_ttl: 3600,
+        metadata: [("team".to_string(), "payments".to_string())]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn request(secret: &str) -> AuditRequest {
+    AuditRequest {
+        id: "req-1".into(),
+        operation: Operation::Update,
+        path: "secret/data/app".into(),
+        mount_point: "secret/".into(),
+        mount_type: "kv".into(),
+        mount_accessor: "kv_1".into(),
+        client_token: Some("svs.the-token".into()),
+        client_token_accessor: Some("the-accessor".into()),
+        data: Some(json!({"data": {"password": secret, "nested": [secret, 5]}})),
+        remote_address: Some("127.0.0.1".into()),
+        remote_port: Some(5000),
+    }
+}
+
+fn log_pair(broker: &AuditBroker, secret: &str) {
+    broker.log_request(Some(&auth()), &request(secret)).unwrap();
+    let response = AuditResponse {
+        status: 200,
+        data: Some(json!({"data": {"password": secret}})),
+        ..Default::default()
+    };
+    broker
+        .log_response(Some(&auth()), &request(secret), &response)
+        .unwrap();
+}
+
+#[test]
+fn nothing_secret_in_the_clear_and_hashes_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let broker = AuditBroker::new();
+    broker.enable(file_device(&path, 1)).unwrap();
+    log_pair(&broker, "hunter2-secret");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for plain in [
+        "hunter2-secret",
+        "svs.the-token",
+        "the-accessor",
+        "payments",
+    ] {
+        assert!(!text.contains(plain), "{plain} leaked");
+    }
+    let hashed = broker.hash("file/", "hunter2-secret").unwrap();
+    assert!(text.contains(&hashed));
+    assert!(text.contains(&broker.hash("file/", "svs.the-token").unwrap()));
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "request");
+    assert_eq!(
+        first["request"]["path"], "secret/data/app",
+        "paths stay readable"
+    );
+    assert_eq!(
+        first["request"]["data"]["data"]["nested"][1], 5,
+        "numbers are not hashed"
+    );
+    assert_eq!(first["prev_hash"], GENESIS_HASH);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[test]
+fn salts_differ_per_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = AuditBroker::new();
+    broker
+        .enable(file_device(&dir.path().join("a.log"), 1))
+        .unwrap();
+    let mut other = file_device(&dir.path().join("b.log"), 2);
+    other.path = "other/".into();
+    broker.enable(other).unwrap();
+    assert_ne!(broker.hash("file/", "x"), broker.hash("other/", "x"));
+    assert!(broker.hash("missing/", "x").is_none());
+    assert!(matches!(
+        broker.enable(file_device(&dir.path().join("c.log"), 3)),
+        Err(AuditError::AlreadyEnabled { .. })
+    ));
+}
+
+#[test]
+fn log_raw_writes_values_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("raw.log");
+    let broker = AuditBroker::new();
+    let mut cfg = file_device(&path, 1);
+    cfg.log_raw = true;
+    broker.enable(cfg).unwrap();
+    log_pair(&broker, "visible-value");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("visible-value")
+    );
+}
+
+fn lines_of(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn verify_lines(lines: &[String]) -> Result<ChainReport, ChainBreak> {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    verify_chain(Cursor::new(text))
+}
+
+#[test]
+fn chain_verifies_and_pinpoints_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let broker = AuditBroker::new();
+    broker.enable(file_device(&path, 1)).unwrap();
+    for i in 0..5 {
+        log_pair(&broker, &format!("v{i}"));
+    }
+    let lines = lines_of(&path);
+    assert_eq!(lines.len(), 10);
+    let report = verify_file(&path).unwrap();
+    assert_eq!(report.lines, 10);
+    assert_eq!(report.anchor, GENESIS_HASH);
+
+    let mut altered = lines.clone();
+    altered[3] = altered[3].replace("\"update\"", "\"read\"");
+    assert_eq!(
+        verify_lines(&altered).unwrap_err().line,
+        4,
+        "an altered line is named"
+    );
+
+    let mut removed = lines.clone();
+    removed.remove(5);
+    let err = verify_lines(&removed).unwrap_err();
+    assert_eq!(err.line, 5);
+    assert!(err.reason.contains("removed or inserted"));
+
+    let mut swapped = lines.clone();
+    swapped.swap(2, 3);
+    assert_eq!(verify_lines(&swapped).unwrap_err().line, 2);
+
+    let mut garbage = lines.clone();
+    garbage.insert(4, "hello".into());
+    assert_eq!(verify_lines(&garbage).unwrap_err().line, 5);
+
+    let mut no_hash = lines;
+    no_hash[0] = "{\"type\":\"request\"}".into();
+    assert_eq!(verify_lines(&no_hash).unwrap_err().line, 1);
+
+    assert!(
+        verify_chain(Cursor::new("{\"prev_hash\":\"x\"}"))
+            .unwrap_err()
+            .reason
+            .contains("incomplete")
+    );
+}
+
+#[test]
+fn reopening_continues_the_chain_and_drops_a_torn_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    {
+        let broker = AuditBroker::new();
+        broker.enable(file_device(&path, 1)).unwrap();
+        log_pair(&broker, "before");
+    }
+    // A crash mid-write leaves half a line.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"{\"time\":\"2026")
+        .unwrap();
+    let broker = AuditBroker::new();
+    broker.enable(file_device(&path, 1)).unwrap();
+    log_pair(&broker, "after");
+    let report = verify_file(&path).unwrap();
+    assert_eq!(report.lines, 4);
+}
+
+#[test]
+fn concurrent_writers_keep_one_valid_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let broker = Arc::new(AuditBroker::new());
+    broker.enable(file_device(&path, 1)).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let broker = broker.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    log_pair(&broker, &format!("t{t}-{i}"));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(verify_file(&path).unwrap().lines, 800);
+}
+
+struct FailingSink;
+
+impl Sink for FailingSink {
+    fn write_line(&mut self, _line: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("disk full"))
+    }
+}
+
+struct MemorySink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Sink for MemorySink {
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        self.0.lock().unwrap().extend_from_slice(line);
+        Ok(())
+    }
+}
+
+#[test]
+fn fails_closed_only_when_no_device_records() {
+    let broker = AuditBroker::new();
+    assert!(
+        broker.log_request(None, &request("x")).is_ok(),
+        "no devices: nothing to fail"
+    );
+    broker.enable_sink("broken/", Box::new(FailingSink), [1; 32]);
+    assert!(matches!(
+        broker.log_request(Some(&auth()), &request("x")),
+        Err(AuditError::NoDeviceRecorded)
+    ));
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    assert!(
+        broker.log_request(Some(&auth()), &request("x")).is_ok(),
+        "one working device is enough"
+    );
+    let recorded = buffer.lock().unwrap().clone();
+    assert_eq!(verify_chain(Cursor::new(recorded)).unwrap().lines, 1);
+    assert!(broker.disable("broken/"));
+    assert!(!broker.disable("broken/"));
+}
+
+#[test]
+fn denied_requests_are_recorded_without_auth() {
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let broker = AuditBroker::new();
+    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    let response = AuditResponse {
+        status: 403,
+        error: Some("permission denied".into()),
+        ..Default::default()
+    };
+    broker.log_response(None, &request("x"), &response).unwrap();
+    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(entry["auth"], json!({"token_type": "default"}));
+    assert_eq!(entry["error"], "permission denied");
+    assert_eq!(entry["response"]["status_code"], 403);
+}
+
+proptest::proptest! {
+    #[test]
+    fn verify_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+        let _ = verify_chain(Cursor::new(bytes));
+    }
+}
