@@ -78,9 +78,10 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let per_connection = service.clone();
         let hyper_service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
             req.extensions_mut().insert(ClientAddr(peer));
-            let mut service = service;
+            let mut service = per_connection.clone();
             async move { service.call(req).await }
         });
         let builder = builder.clone();
