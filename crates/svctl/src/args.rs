@@ -33,9 +33,9 @@ pub struct Cli {
 /// Where the server is; every command takes these.
 #[derive(Debug, Args)]
 pub struct HttpArgs {
-    /// Address of the server.
-    #[arg(long, env = "VAULT_ADDR", global = true, value_name = "URL", default_value = secretvault_types::DEFAULT_DEV_ADDR)]
-    pub address: String,
+    /// Address of the server [default: http://127.0.0.1:8200].
+    #[arg(long, env = "VAULT_ADDR", global = true, value_name = "URL")]
+    pub address: Option<String>,
     /// PEM file of CA certificates to trust for https instead of the built-in roots.
     #[arg(long = "ca-cert", env = "VAULT_CACERT", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
@@ -453,8 +453,9 @@ fn long_flag_names() -> BTreeSet<String> {
 }
 
 /// Rewrites the Vault CLI's single-dash long flags (`-format=json`, `-mount secret`) to
-/// clap's `--format=json`. Only names of real flags are rewritten, so `-` (stdin), negative
-/// numbers and anything after `--` pass through untouched.
+/// clap's `--format=json`. Names of real flags are rewritten, and so are other
+/// multi-letter names so clap reports `--bogus` rather than `-b`; `-` (stdin), negative
+/// numbers, one-letter flags and anything after `--` pass through untouched.
 pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     normalize_with(args, &long_flag_names())
 }
@@ -478,7 +479,8 @@ fn normalize_with(args: impl IntoIterator<Item = OsString>, longs: &BTreeSet<Str
                 return None;
             }
             let name = rest.split('=').next().unwrap_or(rest);
-            longs.contains(name).then(|| OsString::from(format!("-{s}")))
+            let looks_like_flag = name.len() > 1 && name.starts_with(|c: char| c.is_ascii_alphabetic());
+            (longs.contains(name) || looks_like_flag).then(|| OsString::from(format!("-{s}")))
         });
         out.push(rewritten.unwrap_or(arg));
     }
@@ -521,11 +523,11 @@ mod tests {
     #[test]
     fn other_dashes_are_left_alone() {
         let got = normalize_args(os(&[
-            "svctl", "kv", "put", "--cas=1", "-", "-x", "-i=5m", "--", "-format=json", "k=-v",
+            "svctl", "kv", "put", "--cas=1", "-", "-x", "-i=5m", "-5", "-bogus", "--", "-format=json", "k=-v",
         ]));
         assert_eq!(
             got,
-            os(&["svctl", "kv", "put", "--cas=1", "-", "-x", "-i=5m", "--", "-format=json", "k=-v"])
+            os(&["svctl", "kv", "put", "--cas=1", "-", "-x", "-i=5m", "-5", "--bogus", "--", "-format=json", "k=-v"])
         );
     }
 

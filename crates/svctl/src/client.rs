@@ -346,16 +346,20 @@ fn go_url_op(method: &str) -> String {
 }
 
 /// An error and its causes on one line, so "connection refused" is not hidden behind
-/// "error sending request".
+/// "error sending request"; reqwest's and hyper's generic wrappers are left out.
 fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(e) = source {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
         let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
+        let generic = text.starts_with("error sending request") || text.starts_with("client error (");
+        if !generic && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
-        source = e.source();
+        next = e.source();
+    }
+    if parts.is_empty() {
+        return error.to_string();
     }
     parts.join(": ")
 }

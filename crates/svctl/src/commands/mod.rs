@@ -34,7 +34,8 @@ pub fn connect(http: &HttpArgs, ui: &mut Ui) -> Result<Client, Error> {
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let token = resolve_token(std::env::var_os("VAULT_TOKEN"), home.as_deref())?;
-    let config = ClientConfig { address: http.address.clone(), ca_cert: http.ca_cert.clone(), token };
+    let address = http.address.clone().unwrap_or_else(|| secretvault_types::DEFAULT_DEV_ADDR.to_owned());
+    let config = ClientConfig { address, ca_cert: http.ca_cert.clone(), token };
     Ok(Client::new(&config)?)
 }
 
