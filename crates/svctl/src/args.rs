@@ -37,7 +37,12 @@ pub struct HttpArgs {
     #[arg(long, env = "VAULT_ADDR", global = true, value_name = "URL")]
     pub address: Option<String>,
     /// PEM file of CA certificates to trust for https instead of the built-in roots.
-    #[arg(long = "ca-cert", env = "VAULT_CACERT", global = true, value_name = "FILE")]
+    #[arg(
+        long = "ca-cert",
+        env = "VAULT_CACERT",
+        global = true,
+        value_name = "FILE"
+    )]
     pub ca_cert: Option<PathBuf>,
 }
 
@@ -297,7 +302,12 @@ pub struct TokenCreateArgs {
     #[arg(long, value_name = "K=V", value_parser = parse_pair)]
     pub metadata: Vec<(String, String)>,
     /// How many requests the token may make (0: unlimited).
-    #[arg(long = "use-limit", value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(
+        long = "use-limit",
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     pub use_limit: i64,
     /// Create the token against this token role.
     #[arg(long, value_name = "NAME")]
@@ -430,7 +440,9 @@ pub fn parse_go_bool(value: &str) -> Result<bool, String> {
 fn parse_duration(value: &str) -> Result<GoDuration, String> {
     let duration = GoDuration::parse_flag(value).map_err(|e| e.to_string())?;
     if duration.is_negative() {
-        return Err(format!("invalid duration {value:?}: it must not be negative"));
+        return Err(format!(
+            "invalid duration {value:?}: it must not be negative"
+        ));
     }
     Ok(duration)
 }
@@ -460,7 +472,10 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
     normalize_with(args, &long_flag_names())
 }
 
-fn normalize_with(args: impl IntoIterator<Item = OsString>, longs: &BTreeSet<String>) -> Vec<OsString> {
+fn normalize_with(
+    args: impl IntoIterator<Item = OsString>,
+    longs: &BTreeSet<String>,
+) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut passthrough = false;
     for (i, arg) in args.into_iter().enumerate() {
@@ -479,7 +494,8 @@ fn normalize_with(args: impl IntoIterator<Item = OsString>, longs: &BTreeSet<Str
                 return None;
             }
             let name = rest.split('=').next().unwrap_or(rest);
-            let looks_like_flag = name.len() > 1 && name.starts_with(|c: char| c.is_ascii_alphabetic());
+            let looks_like_flag =
+                name.len() > 1 && name.starts_with(|c: char| c.is_ascii_alphabetic());
             (longs.contains(name) || looks_like_flag).then(|| OsString::from(format!("-{s}")))
         });
         out.push(rewritten.unwrap_or(arg));
@@ -512,54 +528,142 @@ mod tests {
     #[test]
     fn single_dash_flags_are_rewritten() {
         let got = normalize_args(os(&[
-            "svctl", "kv", "get", "-format=json", "-mount", "secret", "-field=a", "foo",
+            "svctl",
+            "kv",
+            "get",
+            "-format=json",
+            "-mount",
+            "secret",
+            "-field=a",
+            "foo",
         ]));
         assert_eq!(
             got,
-            os(&["svctl", "kv", "get", "--format=json", "--mount", "secret", "--field=a", "foo"])
+            os(&[
+                "svctl",
+                "kv",
+                "get",
+                "--format=json",
+                "--mount",
+                "secret",
+                "--field=a",
+                "foo"
+            ])
         );
     }
 
     #[test]
     fn other_dashes_are_left_alone() {
         let got = normalize_args(os(&[
-            "svctl", "kv", "put", "--cas=1", "-", "-x", "-i=5m", "-5", "-bogus", "--", "-format=json", "k=-v",
+            "svctl",
+            "kv",
+            "put",
+            "--cas=1",
+            "-",
+            "-x",
+            "-i=5m",
+            "-5",
+            "-bogus",
+            "--",
+            "-format=json",
+            "k=-v",
         ]));
         assert_eq!(
             got,
-            os(&["svctl", "kv", "put", "--cas=1", "-", "-x", "-i=5m", "-5", "--bogus", "--", "-format=json", "k=-v"])
+            os(&[
+                "svctl",
+                "kv",
+                "put",
+                "--cas=1",
+                "-",
+                "-x",
+                "-i=5m",
+                "-5",
+                "--bogus",
+                "--",
+                "-format=json",
+                "k=-v"
+            ])
         );
     }
 
     #[test]
     fn vault_style_command_lines_parse() {
-        let cli = parse_strs(&["svctl", "kv", "put", "-mount=secret", "-cas=0", "foo", "a=1", "b=x=y"]).unwrap();
-        let Command::Kv(KvCommand::Put(put)) = cli.command else { panic!("not kv put") };
+        let cli = parse_strs(&[
+            "svctl",
+            "kv",
+            "put",
+            "-mount=secret",
+            "-cas=0",
+            "foo",
+            "a=1",
+            "b=x=y",
+        ])
+        .unwrap();
+        let Command::Kv(KvCommand::Put(put)) = cli.command else {
+            panic!("not kv put")
+        };
         assert_eq!(put.cas, Some(0));
         assert_eq!(put.mount.mount.as_deref(), Some("secret"));
         assert_eq!(put.path.as_deref(), Some("foo"));
         assert_eq!(put.data, vec!["a=1", "b=x=y"]);
 
-        let cli = parse_strs(&["svctl", "kv", "delete", "-versions=1,2", "-versions", "3", "secret/foo"]).unwrap();
-        let Command::Kv(KvCommand::Delete(del)) = cli.command else { panic!("not kv delete") };
+        let cli = parse_strs(&[
+            "svctl",
+            "kv",
+            "delete",
+            "-versions=1,2",
+            "-versions",
+            "3",
+            "secret/foo",
+        ])
+        .unwrap();
+        let Command::Kv(KvCommand::Delete(del)) = cli.command else {
+            panic!("not kv delete")
+        };
         assert_eq!(del.versions, vec!["1,2", "3"]);
 
-        let cli = parse_strs(&["svctl", "kv", "get", "--format", "json", "-version=2", "secret/foo"]).unwrap();
-        let Command::Kv(KvCommand::Get(get)) = cli.command else { panic!("not kv get") };
+        let cli = parse_strs(&[
+            "svctl",
+            "kv",
+            "get",
+            "--format",
+            "json",
+            "-version=2",
+            "secret/foo",
+        ])
+        .unwrap();
+        let Command::Kv(KvCommand::Get(get)) = cli.command else {
+            panic!("not kv get")
+        };
         assert_eq!(get.format.format, Format::Json);
         assert_eq!(get.version, Some(2));
     }
 
     #[test]
     fn go_style_booleans() {
-        let cli = parse_strs(&["svctl", "token", "create", "-orphan", "-renewable=false", "-policy=a", "-policy", "b"]).unwrap();
-        let Command::Token(TokenCommand::Create(c)) = cli.command else { panic!("not token create") };
+        let cli = parse_strs(&[
+            "svctl",
+            "token",
+            "create",
+            "-orphan",
+            "-renewable=false",
+            "-policy=a",
+            "-policy",
+            "b",
+        ])
+        .unwrap();
+        let Command::Token(TokenCommand::Create(c)) = cli.command else {
+            panic!("not token create")
+        };
         assert_eq!(c.orphan, Some(true));
         assert_eq!(c.renewable, Some(false));
         assert_eq!(c.policy, vec!["a", "b"]);
 
         let cli = parse_strs(&["svctl", "token", "revoke", "-self"]).unwrap();
-        let Command::Token(TokenCommand::Revoke(r)) = cli.command else { panic!("not token revoke") };
+        let Command::Token(TokenCommand::Revoke(r)) = cli.command else {
+            panic!("not token revoke")
+        };
         assert_eq!(r.self_, Some(true));
         assert!(r.token.is_empty());
     }
@@ -567,27 +671,55 @@ mod tests {
     #[test]
     fn durations_and_pairs() {
         let cli = parse_strs(&[
-            "svctl", "token", "create", "-ttl=1h", "-explicit-max-ttl", "7d", "-metadata", "team=a=b", "-use-limit=3",
+            "svctl",
+            "token",
+            "create",
+            "-ttl=1h",
+            "-explicit-max-ttl",
+            "7d",
+            "-metadata",
+            "team=a=b",
+            "-use-limit=3",
         ])
         .unwrap();
-        let Command::Token(TokenCommand::Create(c)) = cli.command else { panic!("not token create") };
+        let Command::Token(TokenCommand::Create(c)) = cli.command else {
+            panic!("not token create")
+        };
         assert_eq!(c.ttl.map(|d| d.to_string()).as_deref(), Some("1h0m0s"));
-        assert_eq!(c.explicit_max_ttl.map(|d| d.to_string()).as_deref(), Some("168h0m0s"));
+        assert_eq!(
+            c.explicit_max_ttl.map(|d| d.to_string()).as_deref(),
+            Some("168h0m0s")
+        );
         assert_eq!(c.metadata, vec![("team".to_owned(), "a=b".to_owned())]);
         assert_eq!(c.use_limit, 3);
 
         let cli = parse_strs(&["svctl", "token", "renew", "-i=10m", "s.x"]).unwrap();
-        let Command::Token(TokenCommand::Renew(r)) = cli.command else { panic!("not token renew") };
+        let Command::Token(TokenCommand::Renew(r)) = cli.command else {
+            panic!("not token renew")
+        };
         assert_eq!(r.increment.map(|d| d.whole_seconds()), Some(600));
 
         assert!(parse_strs(&["svctl", "token", "create", "-ttl=forever"]).is_err());
-        assert!(parse_strs(&["svctl", "kv", "metadata", "put", "-custom-metadata=novalue", "x"]).is_err());
+        assert!(
+            parse_strs(&[
+                "svctl",
+                "kv",
+                "metadata",
+                "put",
+                "-custom-metadata=novalue",
+                "x"
+            ])
+            .is_err()
+        );
     }
 
     #[test]
     fn bad_format_and_unknown_flags_are_usage_errors() {
         let err = parse_strs(&["svctl", "kv", "get", "-format=xml", "x"]).unwrap_err();
-        assert!(err.to_string().contains("Invalid output format: xml"), "{err}");
+        assert!(
+            err.to_string().contains("Invalid output format: xml"),
+            "{err}"
+        );
         assert!(parse_strs(&["svctl", "kv", "get", "-bogus", "x"]).is_err());
         // Flags a command does not have are refused, as by the Vault CLI.
         assert!(parse_strs(&["svctl", "kv", "metadata", "delete", "-format=json", "x"]).is_err());

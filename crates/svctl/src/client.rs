@@ -43,14 +43,26 @@ impl fmt::Debug for Token {
 /// Problems with the client's configuration, found before any request is sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("VAULT_ADDR {address:?} is not a usable server address: {reason}; set it like http://127.0.0.1:8200")]
+    #[error(
+        "VAULT_ADDR {address:?} is not a usable server address: {reason}; set it like http://127.0.0.1:8200"
+    )]
     Address { address: String, reason: String },
     #[error("reading the CA bundle VAULT_CACERT={path:?}: {source}")]
-    CaRead { path: PathBuf, source: std::io::Error },
-    #[error("the CA bundle VAULT_CACERT={path:?} {reason}; it must hold PEM \"CERTIFICATE\" blocks")]
+    CaRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the CA bundle VAULT_CACERT={path:?} {reason}; it must hold PEM \"CERTIFICATE\" blocks"
+    )]
     CaParse { path: PathBuf, reason: String },
-    #[error("reading the token file {path:?}: {source}; fix its permissions, or set VAULT_TOKEN instead")]
-    TokenFile { path: PathBuf, source: std::io::Error },
+    #[error(
+        "reading the token file {path:?}: {source}; fix its permissions, or set VAULT_TOKEN instead"
+    )]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("building the HTTP client: {0}")]
     Http(#[source] reqwest::Error),
 }
@@ -65,7 +77,10 @@ pub struct ClientConfig {
 
 /// The token the Vault CLI would use: `VAULT_TOKEN` when set and not empty, else the
 /// contents of `~/.vault-token` (trimmed), else none.
-pub fn resolve_token(env_token: Option<OsString>, home: Option<&Path>) -> Result<Option<Token>, ConfigError> {
+pub fn resolve_token(
+    env_token: Option<OsString>,
+    home: Option<&Path>,
+) -> Result<Option<Token>, ConfigError> {
     if let Some(token) = env_token.and_then(|t| t.into_string().ok()) {
         let token = token.trim();
         if !token.is_empty() {
@@ -120,7 +135,9 @@ impl fmt::Display for ApiError {
             f.write_str(&lines.join("\n"))?;
         }
         if self.no_token && (self.status == 401 || self.status == 403) {
-            f.write_str("\n\nNo token was sent: set VAULT_TOKEN, or write a token to ~/.vault-token.")?;
+            f.write_str(
+                "\n\nNo token was sent: set VAULT_TOKEN, or write a token to ~/.vault-token.",
+            )?;
         }
         Ok(())
     }
@@ -212,10 +229,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: &ClientConfig) -> Result<Client, ConfigError> {
-        let address_error = |reason: String| ConfigError::Address { address: config.address.clone(), reason };
+        let address_error = |reason: String| ConfigError::Address {
+            address: config.address.clone(),
+            reason,
+        };
         let base = Url::parse(config.address.trim()).map_err(|e| address_error(e.to_string()))?;
         if base.scheme() != "http" && base.scheme() != "https" {
-            return Err(address_error(format!("the scheme is {:?}, not http or https", base.scheme())));
+            return Err(address_error(format!(
+                "the scheme is {:?}, not http or https",
+                base.scheme()
+            )));
         }
         if base.host_str().is_none() {
             return Err(address_error("it has no host".to_owned()));
@@ -224,11 +247,20 @@ impl Client {
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("svctl/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path).map_err(|source| ConfigError::CaRead { path: path.clone(), source })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| ConfigError::CaParse { path: path.clone(), reason: format!("could not be parsed ({e})") })?;
+            let pem = std::fs::read(path).map_err(|source| ConfigError::CaRead {
+                path: path.clone(),
+                source,
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::CaParse {
+                    path: path.clone(),
+                    reason: format!("could not be parsed ({e})"),
+                })?;
             if certs.is_empty() {
-                return Err(ConfigError::CaParse { path: path.clone(), reason: "holds no certificate".to_owned() });
+                return Err(ConfigError::CaParse {
+                    path: path.clone(),
+                    reason: "holds no certificate".to_owned(),
+                });
             }
             // Like the Vault client, a given CA bundle replaces the built-in roots.
             builder = builder.tls_built_in_root_certs(false);
@@ -237,7 +269,11 @@ impl Client {
             }
         }
         let http = builder.build().map_err(ConfigError::Http)?;
-        Ok(Client { http, base, token: config.token.clone() })
+        Ok(Client {
+            http,
+            base,
+            token: config.token.clone(),
+        })
     }
 
     /// `<address>/v1/<path>`, keeping any path prefix of the address.
@@ -253,16 +289,29 @@ impl Client {
     }
 
     /// Sends one request and returns whatever came back, error statuses included.
-    pub fn send(&self, method: Method, path: &str, query: &[(&str, &str)], body: Body) -> Result<RawResponse, ClientError> {
+    pub fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Body,
+    ) -> Result<RawResponse, ClientError> {
         let url = self.url(path, query)?;
-        let mut request = self.http.request(method.clone(), url.clone()).header("X-Vault-Request", "true");
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header("X-Vault-Request", "true");
         if let Some(token) = &self.token {
             request = request.header(secretvault_types::TOKEN_HEADER, token.expose());
         }
         request = match body {
             Body::None => request,
-            Body::Json(v) => request.header("Content-Type", "application/json").body(v.to_string()),
-            Body::MergePatch(v) => request.header("Content-Type", "application/merge-patch+json").body(v.to_string()),
+            Body::Json(v) => request
+                .header("Content-Type", "application/json")
+                .body(v.to_string()),
+            Body::MergePatch(v) => request
+                .header("Content-Type", "application/merge-patch+json")
+                .body(v.to_string()),
         };
         let transport = |e: &dyn std::error::Error| TransportError {
             op: go_url_op(method.as_str()),
@@ -281,12 +330,25 @@ impl Client {
                 "the response to {method} {url} is larger than {MAX_RESPONSE_BYTES} bytes; refusing to read it"
             )));
         }
-        Ok(RawResponse { status, body, method, url })
+        Ok(RawResponse {
+            status,
+            body,
+            method,
+            url,
+        })
     }
 
     /// Sends a request and fails on any error status.
-    pub fn request(&self, method: Method, path: &str, query: &[(&str, &str)], body: Body) -> Result<RawResponse, ClientError> {
-        Ok(self.send(method, path, query, body)?.check(self.token.is_none())?)
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Body,
+    ) -> Result<RawResponse, ClientError> {
+        Ok(self
+            .send(method, path, query, body)?
+            .check(self.token.is_none())?)
     }
 
     /// The secret in a response, or the error its status means.
@@ -297,7 +359,12 @@ impl Client {
 
     /// A request whose answer is a secret, failing on any error status (the Go client's
     /// `auth/token/*` and `sys/*` helpers).
-    pub fn request_secret(&self, method: Method, path: &str, body: Body) -> Result<Option<Secret>, ClientError> {
+    pub fn request_secret(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<Option<Secret>, ClientError> {
         let response = self.request(method, path, &[], body)?;
         Ok(parse_secret(&response.body)?)
     }
@@ -326,9 +393,16 @@ impl Client {
 
     /// `Logical().Write`/`Delete`/`JSONMergePatch`: an empty 404 is "nothing to say";
     /// any other 404 is an error.
-    pub fn write(&self, method: Method, path: &str, body: Body) -> Result<Option<Secret>, ClientError> {
+    pub fn write(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<Option<Secret>, ClientError> {
         let response = self.send(method, path, &[], body)?;
-        if response.status == StatusCode::NOT_FOUND && response.body.iter().all(u8::is_ascii_whitespace) {
+        if response.status == StatusCode::NOT_FOUND
+            && response.body.iter().all(u8::is_ascii_whitespace)
+        {
             return Ok(None);
         }
         let response = response.check(self.token.is_none())?;
@@ -340,7 +414,10 @@ impl Client {
 fn go_url_op(method: &str) -> String {
     let mut chars = method.chars();
     match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars.flat_map(char::to_lowercase)).collect(),
+        Some(first) => first
+            .to_uppercase()
+            .chain(chars.flat_map(char::to_lowercase))
+            .collect(),
         None => String::new(),
     }
 }
@@ -352,7 +429,8 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     let mut next = Some(error);
     while let Some(e) = next {
         let text = e.to_string();
-        let generic = text.starts_with("error sending request") || text.starts_with("client error (");
+        let generic =
+            text.starts_with("error sending request") || text.starts_with("client error (");
         if !generic && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
@@ -372,9 +450,13 @@ mod tests {
     fn env_token_wins_then_the_token_file() {
         let home = tempfile::tempdir().unwrap();
         std::fs::write(home.path().join(".vault-token"), "  s.fromfile\n").unwrap();
-        let t = resolve_token(Some("s.env".into()), Some(home.path())).unwrap().unwrap();
+        let t = resolve_token(Some("s.env".into()), Some(home.path()))
+            .unwrap()
+            .unwrap();
         assert_eq!(t.expose(), "s.env");
-        let t = resolve_token(Some("".into()), Some(home.path())).unwrap().unwrap();
+        let t = resolve_token(Some("".into()), Some(home.path()))
+            .unwrap()
+            .unwrap();
         assert_eq!(t.expose(), "s.fromfile");
         let t = resolve_token(None, Some(home.path())).unwrap().unwrap();
         assert_eq!(t.expose(), "s.fromfile");
@@ -391,7 +473,10 @@ mod tests {
 
     #[test]
     fn token_debug_is_redacted() {
-        assert_eq!(format!("{:?}", Token::new("s.secret".into())), "Token(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Token::new("s.secret".into())),
+            "Token(<redacted>)"
+        );
     }
 
     #[test]
@@ -408,24 +493,43 @@ mod tests {
             e.to_string(),
             "Error making API request.\n\nURL: PUT http://127.0.0.1:8200/v1/secret/data/foo\nCode: 400. Errors:\n\n* check-and-set parameter did not match the current version"
         );
-        let e = ApiError { status: 403, errors: vec!["permission denied".into()], no_token: true, ..e };
+        let e = ApiError {
+            status: 403,
+            errors: vec!["permission denied".into()],
+            no_token: true,
+            ..e
+        };
         assert!(e.to_string().ends_with("* permission denied\n\nNo token was sent: set VAULT_TOKEN, or write a token to ~/.vault-token."));
     }
 
     #[test]
     fn urls_keep_the_address_prefix_and_query() {
-        let config = ClientConfig { address: "http://127.0.0.1:8200/prefix/".into(), ca_cert: None, token: None };
+        let config = ClientConfig {
+            address: "http://127.0.0.1:8200/prefix/".into(),
+            ca_cert: None,
+            token: None,
+        };
         let client = Client::new(&config).unwrap();
         let url = client.url("secret/data/a b", &[("version", "2")]).unwrap();
-        assert_eq!(url.as_str(), "http://127.0.0.1:8200/prefix/v1/secret/data/a%20b?version=2");
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8200/prefix/v1/secret/data/a%20b?version=2"
+        );
     }
 
     #[test]
     fn bad_addresses_are_named() {
         for address in ["127.0.0.1:8200", "ftp://x", "not a url"] {
-            let config = ClientConfig { address: address.into(), ca_cert: None, token: None };
+            let config = ClientConfig {
+                address: address.into(),
+                ca_cert: None,
+                token: None,
+            };
             let err = Client::new(&config).unwrap_err().to_string();
-            assert!(err.contains(address) && err.contains("http://127.0.0.1:8200"), "{err}");
+            assert!(
+                err.contains(address) && err.contains("http://127.0.0.1:8200"),
+                "{err}"
+            );
         }
     }
 
@@ -434,9 +538,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "not a certificate").unwrap();
-        let config = ClientConfig { address: "https://127.0.0.1:8200".into(), ca_cert: Some(path), token: None };
+        let config = ClientConfig {
+            address: "https://127.0.0.1:8200".into(),
+            ca_cert: Some(path),
+            token: None,
+        };
         let err = Client::new(&config).unwrap_err().to_string();
-        assert!(err.contains("VAULT_CACERT") && err.contains("CERTIFICATE"), "{err}");
+        assert!(
+            err.contains("VAULT_CACERT") && err.contains("CERTIFICATE"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -29,7 +29,8 @@ impl GoDuration {
     pub const ZERO: GoDuration = GoDuration { nanos: 0 };
 
     pub fn from_secs(secs: i64) -> Option<GoDuration> {
-        secs.checked_mul(1_000_000_000).map(|nanos| GoDuration { nanos })
+        secs.checked_mul(1_000_000_000)
+            .map(|nanos| GoDuration { nanos })
     }
 
     pub fn is_negative(self) -> bool {
@@ -45,7 +46,10 @@ impl GoDuration {
 
     /// Parses a flag value as `parseutil.ParseDurationSecond` does.
     pub fn parse_flag(input: &str) -> Result<GoDuration, DurationError> {
-        let err = |reason| DurationError { input: input.to_owned(), reason };
+        let err = |reason| DurationError {
+            input: input.to_owned(),
+            reason,
+        };
         if input.is_empty() {
             return Ok(GoDuration::ZERO);
         }
@@ -53,7 +57,9 @@ impl GoDuration {
             return GoDuration::from_secs(secs).ok_or_else(|| err("too large"));
         }
         if let Some(days) = input.strip_suffix('d') {
-            let days: i64 = days.parse().map_err(|_| err("the number of days is not an integer"))?;
+            let days: i64 = days
+                .parse()
+                .map_err(|_| err("the number of days is not an integer"))?;
             return days
                 .checked_mul(86_400)
                 .and_then(GoDuration::from_secs)
@@ -91,7 +97,10 @@ fn parse_go(input: &str) -> Result<GoDuration, &'static str> {
         if int_part.is_empty() && frac_part.is_empty() {
             return Err("expected a number");
         }
-        let unit_len = after_frac.bytes().take_while(|b| *b != b'.' && !b.is_ascii_digit()).count();
+        let unit_len = after_frac
+            .bytes()
+            .take_while(|b| *b != b'.' && !b.is_ascii_digit())
+            .count();
         if unit_len == 0 {
             return Err("a number has no unit");
         }
@@ -113,7 +122,9 @@ fn parse_go(input: &str) -> Result<GoDuration, &'static str> {
         let mut value = whole.checked_mul(unit_nanos).ok_or("too large")?;
         if !frac_part.is_empty() {
             // Go also goes through float64 here, so sub-nanosecond rounding matches.
-            let frac: f64 = format!("0.{frac_part}").parse().map_err(|_| "expected a number")?;
+            let frac: f64 = format!("0.{frac_part}")
+                .parse()
+                .map_err(|_| "expected a number")?;
             value += (frac * unit_nanos as f64) as u128;
         }
         total = total.checked_add(value).ok_or("too large")?;
@@ -123,7 +134,9 @@ fn parse_go(input: &str) -> Result<GoDuration, &'static str> {
         rest = after_unit;
     }
     let nanos: i128 = if neg { -(total as i128) } else { total as i128 };
-    i64::try_from(nanos).map(|nanos| GoDuration { nanos }).map_err(|_| "too large")
+    i64::try_from(nanos)
+        .map(|nanos| GoDuration { nanos })
+        .map_err(|_| "too large")
 }
 
 impl fmt::Display for GoDuration {
@@ -241,7 +254,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_a_helpful_message() {
-        for bad in ["1x", "h", "1h30", "abc", "1.d", "99999999999999999999h", "."] {
+        for bad in [
+            "1x",
+            "h",
+            "1h30",
+            "abc",
+            "1.d",
+            "99999999999999999999h",
+            ".",
+        ] {
             let err = GoDuration::parse_flag(bad).unwrap_err();
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         }
@@ -261,7 +282,11 @@ mod tests {
             ("-90s", "-1m30s"),
         ];
         for (input, want) in cases {
-            assert_eq!(GoDuration::parse_flag(input).unwrap().to_string(), want, "{input}");
+            assert_eq!(
+                GoDuration::parse_flag(input).unwrap().to_string(),
+                want,
+                "{input}"
+            );
         }
     }
 

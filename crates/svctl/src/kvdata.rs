@@ -15,9 +15,13 @@ use serde_json::{Map, Value};
 /// Why the `key=value` arguments could not be read; the message names the argument.
 #[derive(Debug, thiserror::Error)]
 pub enum KvDataError {
-    #[error("argument {arg:?} is not key=value; write each field as key=value (a value may be @file or - for stdin)")]
+    #[error(
+        "argument {arg:?} is not key=value; write each field as key=value (a value may be @file or - for stdin)"
+    )]
     NotKeyValue { arg: String },
-    #[error("argument {arg:?}: stdin can be read only once per command; pass the other values directly or as @file")]
+    #[error(
+        "argument {arg:?}: stdin can be read only once per command; pass the other values directly or as @file"
+    )]
     StdinTwice { arg: String },
     #[error("argument {arg:?}: reading {what}: {source}")]
     Read {
@@ -27,24 +31,35 @@ pub enum KvDataError {
         source: std::io::Error,
     },
     #[error("argument {arg:?}: {what} is not a JSON object: {reason}")]
-    NotJsonObject { arg: String, what: String, reason: String },
+    NotJsonObject {
+        arg: String,
+        what: String,
+        reason: String,
+    },
 }
 
 /// Builds the request data from `key=value` arguments.
-pub fn parse_args_data(args: &[String], stdin: &mut dyn Read) -> Result<Map<String, Value>, KvDataError> {
+pub fn parse_args_data(
+    args: &[String],
+    stdin: &mut dyn Read,
+) -> Result<Map<String, Value>, KvDataError> {
     let mut result = Map::new();
     let mut stdin_used = false;
     let mut take_stdin = |arg: &str| -> Result<String, KvDataError> {
         if stdin_used {
-            return Err(KvDataError::StdinTwice { arg: arg.to_owned() });
+            return Err(KvDataError::StdinTwice {
+                arg: arg.to_owned(),
+            });
         }
         stdin_used = true;
         let mut text = String::new();
-        stdin.read_to_string(&mut text).map_err(|source| KvDataError::Read {
-            arg: arg.to_owned(),
-            what: "stdin".to_owned(),
-            source,
-        })?;
+        stdin
+            .read_to_string(&mut text)
+            .map_err(|source| KvDataError::Read {
+                arg: arg.to_owned(),
+                what: "stdin".to_owned(),
+                source,
+            })?;
         Ok(text)
     };
     for arg in args {
@@ -98,8 +113,17 @@ fn insert_or_append(result: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
-fn merge_json_object(result: &mut Map<String, Value>, arg: &str, what: &str, text: &str) -> Result<(), KvDataError> {
-    let not_object = |reason: String| KvDataError::NotJsonObject { arg: arg.to_owned(), what: what.to_owned(), reason };
+fn merge_json_object(
+    result: &mut Map<String, Value>,
+    arg: &str,
+    what: &str,
+    text: &str,
+) -> Result<(), KvDataError> {
+    let not_object = |reason: String| KvDataError::NotJsonObject {
+        arg: arg.to_owned(),
+        what: what.to_owned(),
+        reason,
+    };
     let value: Value = serde_json::from_str(text).map_err(|e| not_object(e.to_string()))?;
     match value {
         Value::Object(map) => {
@@ -143,13 +167,23 @@ mod tests {
 
     #[test]
     fn plain_pairs_and_values_with_equals() {
-        let v = parse(&["a=1", "url=postgres://u@h/db?sslmode=require&x=y", "empty="], "").unwrap();
-        assert_eq!(v, json!({"a": "1", "url": "postgres://u@h/db?sslmode=require&x=y", "empty": ""}));
+        let v = parse(
+            &["a=1", "url=postgres://u@h/db?sslmode=require&x=y", "empty="],
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"a": "1", "url": "postgres://u@h/db?sslmode=require&x=y", "empty": ""})
+        );
     }
 
     #[test]
     fn repeated_keys_collect_a_list() {
-        assert_eq!(parse(&["a=1", "a=2", "a=3"], "").unwrap(), json!({"a": ["1", "2", "3"]}));
+        assert_eq!(
+            parse(&["a=1", "a=2", "a=3"], "").unwrap(),
+            json!({"a": ["1", "2", "3"]})
+        );
     }
 
     #[test]
@@ -159,18 +193,29 @@ mod tests {
         std::fs::write(&file, "-----BEGIN-----\nabc\n").unwrap();
         let arg = format!("cert=@{}", file.display());
         let v = parse(&[&arg, "handle=\\@me", "lone=\\"], "").unwrap();
-        assert_eq!(v, json!({"cert": "-----BEGIN-----\nabc\n", "handle": "@me", "lone": "\\"}));
+        assert_eq!(
+            v,
+            json!({"cert": "-----BEGIN-----\nabc\n", "handle": "@me", "lone": "\\"})
+        );
     }
 
     #[test]
     fn missing_file_names_the_argument() {
-        let err = parse(&["k=@/nonexistent/file"], "").unwrap_err().to_string();
-        assert!(err.contains("k=@/nonexistent/file") && err.contains("/nonexistent/file"), "{err}");
+        let err = parse(&["k=@/nonexistent/file"], "")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("k=@/nonexistent/file") && err.contains("/nonexistent/file"),
+            "{err}"
+        );
     }
 
     #[test]
     fn stdin_value_is_read_verbatim_once() {
-        assert_eq!(parse(&["pw=-"], "s3cr=t\n").unwrap(), json!({"pw": "s3cr=t\n"}));
+        assert_eq!(
+            parse(&["pw=-"], "s3cr=t\n").unwrap(),
+            json!({"pw": "s3cr=t\n"})
+        );
         let err = parse(&["a=-", "b=-"], "x").unwrap_err();
         assert!(matches!(err, KvDataError::StdinTwice { .. }), "{err}");
     }
@@ -185,19 +230,28 @@ mod tests {
         let arg = format!("@{}", file.display());
         assert_eq!(parse(&[&arg], "").unwrap(), json!({"x": {"nested": true}}));
         let err = parse(&["-"], "[1]").unwrap_err().to_string();
-        assert!(err.contains("not a JSON object") && err.contains("an array"), "{err}");
+        assert!(
+            err.contains("not a JSON object") && err.contains("an array"),
+            "{err}"
+        );
     }
 
     #[test]
     fn not_key_value() {
         let err = parse(&["justakey"], "").unwrap_err().to_string();
-        assert!(err.contains("\"justakey\"") && err.contains("key=value"), "{err}");
+        assert!(
+            err.contains("\"justakey\"") && err.contains("key=value"),
+            "{err}"
+        );
         assert_eq!(parse(&["", "a=b"], "").unwrap(), json!({"a": "b"}));
     }
 
     #[test]
     fn pairs() {
-        assert_eq!(parse_pair("team=a=b").unwrap(), ("team".to_owned(), "a=b".to_owned()));
+        assert_eq!(
+            parse_pair("team=a=b").unwrap(),
+            ("team".to_owned(), "a=b".to_owned())
+        );
         assert!(parse_pair("team").unwrap_err().contains("team"));
     }
 }

@@ -48,7 +48,10 @@ pub enum Error {
 
 impl Error {
     pub fn api(context: impl Into<String>, source: ClientError) -> Error {
-        Error::Api { context: context.into(), source }
+        Error::Api {
+            context: context.into(),
+            source,
+        }
     }
 
     pub fn exit_code(&self) -> u8 {
@@ -75,7 +78,12 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> u8 {
     let mut out = stdout.lock();
     let mut err = std::io::stderr().lock();
     let mut stdin = std::io::stdin().lock();
-    let mut ui = Ui { out: &mut out, err: &mut err, stdin: &mut stdin, stdout_is_terminal };
+    let mut ui = Ui {
+        out: &mut out,
+        err: &mut err,
+        stdin: &mut stdin,
+        stdout_is_terminal,
+    };
     let code = match commands::run(cli, &mut ui) {
         Ok(()) => 0,
         Err(e) => {

@@ -56,7 +56,9 @@ impl Format {
         match value.to_ascii_lowercase().as_str() {
             "table" => Ok(Format::Table),
             "json" => Ok(Format::Json),
-            other => Err(format!("Invalid output format: {other} (svctl prints \"table\" or \"json\")")),
+            other => Err(format!(
+                "Invalid output format: {other} (svctl prints \"table\" or \"json\")"
+            )),
         }
     }
 }
@@ -82,7 +84,10 @@ impl From<&Value> for Json {
             Value::String(s) => Json::String(s.clone()),
             Value::Array(items) => Json::Array(items.iter().map(Json::from).collect()),
             Value::Object(map) => {
-                let mut fields: Vec<(String, Json)> = map.iter().map(|(k, v)| (k.clone(), Json::from(v))).collect();
+                let mut fields: Vec<(String, Json)> = map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Json::from(v)))
+                    .collect();
                 // Go sorts map keys by bytes; do not rely on serde_json's map order.
                 fields.sort_by(|a, b| a.0.cmp(&b.0));
                 Json::Object(fields)
@@ -198,7 +203,8 @@ pub fn go_value(value: &Value) -> String {
             format!("[{}]", parts.join(" "))
         }
         Value::Object(map) => {
-            let mut parts: Vec<(&String, String)> = map.iter().map(|(k, v)| (k, go_value(v))).collect();
+            let mut parts: Vec<(&String, String)> =
+                map.iter().map(|(k, v)| (k, go_value(v))).collect();
             parts.sort_by(|a, b| a.0.cmp(b.0));
             let parts: Vec<String> = parts.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
             format!("map[{}]", parts.join(" "))
@@ -227,7 +233,9 @@ fn go_quote(s: &str) -> String {
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -269,7 +277,11 @@ pub fn columnize(rows: &[Vec<String>]) -> String {
             row.iter()
                 .map(|cell| {
                     let cell = cell.trim();
-                    if cell.is_empty() { "n/a".to_owned() } else { cell.to_owned() }
+                    if cell.is_empty() {
+                        "n/a".to_owned()
+                    } else {
+                        cell.to_owned()
+                    }
                 })
                 .collect()
         })
@@ -324,7 +336,12 @@ pub fn map_rows(map: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
     keys.into_iter()
-        .map(|k| (k.clone(), map.get(k).map(|v| table_value(k, v)).unwrap_or_default()))
+        .map(|k| {
+            (
+                k.clone(),
+                map.get(k).map(|v| table_value(k, v)).unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -421,7 +438,11 @@ fn greedy_wrap<'w>(words: &[&'w str], limit: usize) -> Vec<Vec<&'w str>> {
             lines.push(std::mem::take(&mut current));
             len = 0;
         }
-        len += if current.is_empty() { word.len() } else { word.len() + 1 };
+        len += if current.is_empty() {
+            word.len()
+        } else {
+            word.len() + 1
+        };
         current.push(word);
     }
     lines.push(current);
@@ -454,7 +475,10 @@ version          1";
 
     #[test]
     fn columnize_counts_characters_not_bytes() {
-        let out = columnize(&[vec!["ключ".into(), "x".into()], vec!["k".into(), "y".into()]]);
+        let out = columnize(&[
+            vec!["ключ".into(), "x".into()],
+            vec!["k".into(), "y".into()],
+        ]);
         assert_eq!(out, "ключ    x\nk       y");
     }
 
@@ -468,9 +492,15 @@ version          1";
     fn go_value_matches_fmt_v() {
         assert_eq!(go_value(&json!(null)), "<nil>");
         assert_eq!(go_value(&json!(["app", "default"])), "[app default]");
-        assert_eq!(go_value(&json!({"b": 1, "a": [true, null]})), "map[a:[true <nil>] b:1]");
+        assert_eq!(
+            go_value(&json!({"b": 1, "a": [true, null]})),
+            "map[a:[true <nil>] b:1]"
+        );
         assert_eq!(go_value(&json!(1.5)), "1.5");
-        assert_eq!(go_quoted_list(&["app".into(), "a\"b".into()]), r#"["app" "a\"b"]"#);
+        assert_eq!(
+            go_quoted_list(&["app".into(), "a\"b".into()]),
+            r#"["app" "a\"b"]"#
+        );
         assert_eq!(go_quoted_list(&[]), "[]");
     }
 
@@ -489,16 +519,27 @@ version          1";
         assert_eq!(pad_equal_signs("Secret Path", 15), "= Secret Path =");
         assert_eq!(pad_equal_signs("Secret Path", 17), "== Secret Path ==");
         assert_eq!(pad_equal_signs("Secret Path", 5), "== Secret Path ==");
-        let keys: Vec<String> = ["created_time", "custom_metadata", "version"].map(String::from).to_vec();
-        assert_eq!(header_for_keys("Metadata", &keys), "======= Metadata =======");
-        assert_eq!(header_for_keys("Data", &vec!["a".to_string()]), "== Data ==");
+        let keys: Vec<String> = ["created_time", "custom_metadata", "version"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            header_for_keys("Metadata", &keys),
+            "======= Metadata ======="
+        );
+        assert_eq!(
+            header_for_keys("Data", &vec!["a".to_string()]),
+            "== Data =="
+        );
     }
 
     #[test]
     fn json_is_go_shaped() {
         let doc = Json::Object(vec![
             ("request_id".into(), "x".into()),
-            ("data".into(), Json::from(&json!({"b": "<&>", "a": [], "c": {}}))),
+            (
+                "data".into(),
+                Json::from(&json!({"b": "<&>", "a": [], "c": {}})),
+            ),
             ("warnings".into(), Json::Null),
         ]);
         let want = "{\n  \"request_id\": \"x\",\n  \"data\": {\n    \"a\": [],\n    \"b\": \"\\u003c\\u0026\\u003e\",\n    \"c\": {}\n  },\n  \"warnings\": null\n}";

@@ -7,7 +7,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::duration::human_seconds;
-use crate::output::{Format, Json, Ui, go_quoted_list, go_value, key_value_table, map_rows, wrap_with_padding};
+use crate::output::{
+    Format, Json, Ui, go_quoted_list, go_value, key_value_table, map_rows, wrap_with_padding,
+};
 
 /// A response body: what a read, write or login returned.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -102,7 +104,8 @@ pub fn parse_secret(body: &[u8]) -> Result<Option<Secret>, ParseError> {
 
 impl Secret {
     pub fn has_data_or_warnings(&self) -> bool {
-        self.data.as_ref().is_some_and(|d| !d.is_empty()) || self.warnings.as_ref().is_some_and(|w| !w.is_empty())
+        self.data.as_ref().is_some_and(|d| !d.is_empty())
+            || self.warnings.as_ref().is_some_and(|w| !w.is_empty())
     }
 
     pub fn data_field(&self, key: &str) -> Option<&Value> {
@@ -113,15 +116,25 @@ impl Secret {
     /// field order.
     pub fn to_json(&self) -> Json {
         let mut fields = vec![
-            ("request_id".to_owned(), Json::from(self.request_id.as_str())),
+            (
+                "request_id".to_owned(),
+                Json::from(self.request_id.as_str()),
+            ),
             ("lease_id".to_owned(), Json::from(self.lease_id.as_str())),
             ("lease_duration".to_owned(), Json::int(self.lease_duration)),
             ("renewable".to_owned(), Json::Bool(self.renewable)),
             (
                 "data".to_owned(),
-                self.data.as_ref().map_or(Json::Null, |d| Json::from(&Value::Object(d.clone()))),
+                self.data
+                    .as_ref()
+                    .map_or(Json::Null, |d| Json::from(&Value::Object(d.clone()))),
             ),
-            ("warnings".to_owned(), self.warnings.as_ref().map_or(Json::Null, |w| Json::string_list(w))),
+            (
+                "warnings".to_owned(),
+                self.warnings
+                    .as_ref()
+                    .map_or(Json::Null, |w| Json::string_list(w)),
+            ),
         ];
         if let Some(auth) = &self.auth {
             fields.push(("auth".to_owned(), auth.to_json()));
@@ -168,10 +181,16 @@ impl Secret {
         let mut rows = Vec::new();
         if self.lease_duration > 0 {
             if self.lease_id.is_empty() {
-                rows.push(("refresh_interval".to_owned(), human_seconds(self.lease_duration)));
+                rows.push((
+                    "refresh_interval".to_owned(),
+                    human_seconds(self.lease_duration),
+                ));
             } else {
                 rows.push(("lease_id".to_owned(), self.lease_id.clone()));
-                rows.push(("lease_duration".to_owned(), human_seconds(self.lease_duration)));
+                rows.push((
+                    "lease_duration".to_owned(),
+                    human_seconds(self.lease_duration),
+                ));
                 rows.push(("lease_renewable".to_owned(), self.renewable.to_string()));
             }
         }
@@ -179,11 +198,18 @@ impl Secret {
             let list = |l: &Option<Vec<String>>| go_quoted_list(l.as_deref().unwrap_or_default());
             rows.push(("token".to_owned(), auth.client_token.clone()));
             rows.push(("token_accessor".to_owned(), auth.accessor.clone()));
-            let duration = if auth.lease_duration == 0 { "∞".to_owned() } else { human_seconds(auth.lease_duration) };
+            let duration = if auth.lease_duration == 0 {
+                "∞".to_owned()
+            } else {
+                human_seconds(auth.lease_duration)
+            };
             rows.push(("token_duration".to_owned(), duration));
             rows.push(("token_renewable".to_owned(), auth.renewable.to_string()));
             rows.push(("token_policies".to_owned(), list(&auth.token_policies)));
-            rows.push(("identity_policies".to_owned(), list(&auth.identity_policies)));
+            rows.push((
+                "identity_policies".to_owned(),
+                list(&auth.identity_policies),
+            ));
             rows.push(("policies".to_owned(), list(&auth.policies)));
             for (key, value) in auth.metadata.iter().flatten() {
                 rows.push((format!("token_meta_{key}"), value.clone()));
@@ -198,22 +224,36 @@ impl Secret {
 
 impl SecretAuth {
     fn to_json(&self) -> Json {
-        let list = |l: &Option<Vec<String>>| l.as_ref().map_or(Json::Null, |l| Json::string_list(l));
+        let list =
+            |l: &Option<Vec<String>>| l.as_ref().map_or(Json::Null, |l| Json::string_list(l));
         let metadata = self.metadata.as_ref().map_or(Json::Null, |m| {
-            Json::Object(m.iter().map(|(k, v)| (k.clone(), Json::from(v.as_str()))).collect())
+            Json::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Json::from(v.as_str())))
+                    .collect(),
+            )
         });
         Json::Object(vec![
-            ("client_token".to_owned(), Json::from(self.client_token.as_str())),
+            (
+                "client_token".to_owned(),
+                Json::from(self.client_token.as_str()),
+            ),
             ("accessor".to_owned(), Json::from(self.accessor.as_str())),
             ("policies".to_owned(), list(&self.policies)),
             ("token_policies".to_owned(), list(&self.token_policies)),
-            ("identity_policies".to_owned(), list(&self.identity_policies)),
+            (
+                "identity_policies".to_owned(),
+                list(&self.identity_policies),
+            ),
             ("metadata".to_owned(), metadata),
             ("orphan".to_owned(), Json::Bool(self.orphan)),
             ("entity_id".to_owned(), Json::from(self.entity_id.as_str())),
             ("lease_duration".to_owned(), Json::int(self.lease_duration)),
             ("renewable".to_owned(), Json::Bool(self.renewable)),
-            ("mfa_requirement".to_owned(), self.mfa_requirement.as_ref().map_or(Json::Null, Json::from)),
+            (
+                "mfa_requirement".to_owned(),
+                self.mfa_requirement.as_ref().map_or(Json::Null, Json::from),
+            ),
         ])
     }
 }
@@ -331,27 +371,48 @@ policies             [\"app\" \"default\"]
 token_meta_owner     me
 token_meta_team      x";
         assert_eq!(table, want);
-        assert_eq!(s.raw_field("token_policies"), Some(json!(["app", "default"])));
+        assert_eq!(
+            s.raw_field("token_policies"),
+            Some(json!(["app", "default"]))
+        );
         assert_eq!(s.raw_field("identity_policies"), Some(json!([])));
         assert_eq!(s.raw_field("nope"), None);
     }
 
     #[test]
     fn json_keeps_the_go_struct_order() {
-        let s = parse_secret(br#"{"data":{"b":1,"a":2},"request_id":"r","mount_type":"kv"}"#).unwrap().unwrap();
+        let s = parse_secret(br#"{"data":{"b":1,"a":2},"request_id":"r","mount_type":"kv"}"#)
+            .unwrap()
+            .unwrap();
         let text = s.to_json().pretty();
-        let order: Vec<usize> = ["request_id", "lease_id", "lease_duration", "renewable", "\"data\"", "warnings"]
-            .iter()
-            .map(|k| text.find(k).unwrap())
-            .collect();
+        let order: Vec<usize> = [
+            "request_id",
+            "lease_id",
+            "lease_duration",
+            "renewable",
+            "\"data\"",
+            "warnings",
+        ]
+        .iter()
+        .map(|k| text.find(k).unwrap())
+        .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
-        assert!(!text.contains("mount_type"), "the Go client drops fields it does not know");
+        assert!(
+            !text.contains("mount_type"),
+            "the Go client drops fields it does not know"
+        );
         assert!(text.find("\"a\"").unwrap() < text.find("\"b\"").unwrap());
     }
 
     #[test]
     fn lease_rows() {
-        let s = Secret { lease_duration: 60, ..Secret::default() };
-        assert_eq!(s.table_rows(), vec![("refresh_interval".to_owned(), "1m".to_owned())]);
+        let s = Secret {
+            lease_duration: 60,
+            ..Secret::default()
+        };
+        assert_eq!(
+            s.table_rows(),
+            vec![("refresh_interval".to_owned(), "1m".to_owned())]
+        );
     }
 }

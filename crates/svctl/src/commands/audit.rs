@@ -21,7 +21,10 @@ pub fn run(cmd: AuditCommand, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error>
 fn hash(a: AuditHashArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
     let device = crate::commands::kv::sanitize_path(&a.device);
     if device.is_empty() {
-        return Err(Error::Usage("the audit device path is empty; name the device, e.g. svctl audit hash file -".to_owned()));
+        return Err(Error::Usage(
+            "the audit device path is empty; name the device, e.g. svctl audit hash file -"
+                .to_owned(),
+        ));
     }
     let input = read_value(&a.input, ui, "the input")?;
     let client = connect(http, ui)?;
@@ -38,7 +41,15 @@ fn hash(a: AuditHashArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
         return Ok(());
     };
     if let Some(field) = &a.field.field {
-        return print_raw_field(ui, format, secret.raw_field(field), field, "secret", Some(&secret)).map_err(Error::Usage);
+        return print_raw_field(
+            ui,
+            format,
+            secret.raw_field(field),
+            field,
+            "secret",
+            Some(&secret),
+        )
+        .map_err(Error::Usage);
     }
     output_secret(ui, format, &secret);
     Ok(())

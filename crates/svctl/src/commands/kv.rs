@@ -8,8 +8,9 @@ use serde_json::{Map, Value, json};
 use super::{connect, output_path};
 use crate::Error;
 use crate::args::{
-    HttpArgs, KvCommand, KvDeleteArgs, KvGetArgs, KvListArgs, KvMetadataCommand, KvMetadataDeleteArgs,
-    KvMetadataGetArgs, KvMetadataPutArgs, KvPatchArgs, KvPutArgs, KvVersionsArgs,
+    HttpArgs, KvCommand, KvDeleteArgs, KvGetArgs, KvListArgs, KvMetadataCommand,
+    KvMetadataDeleteArgs, KvMetadataGetArgs, KvMetadataPutArgs, KvPatchArgs, KvPutArgs,
+    KvVersionsArgs,
 };
 use crate::client::{Body, Client, ClientError};
 use crate::kvdata::parse_args_data;
@@ -50,7 +51,11 @@ impl KvTarget {
 
 /// Trims whitespace and leading/trailing slashes (the Vault CLI's `sanitizePath`).
 pub fn sanitize_path(path: &str) -> String {
-    path.trim().trim_start_matches('/').trim_end_matches('/').trim().to_owned()
+    path.trim()
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .trim()
+        .to_owned()
 }
 
 /// Go's `path.Join` for relative paths: empty and `.` segments dropped, `..` resolved.
@@ -89,20 +94,41 @@ struct Mount {
 }
 
 fn preflight(client: &Client, path: &str) -> Result<Mount, ClientError> {
-    let response = client.send(Method::GET, &format!("sys/internal/ui/mounts/{path}"), &[], Body::None)?;
+    let response = client.send(
+        Method::GET,
+        &format!("sys/internal/ui/mounts/{path}"),
+        &[],
+        Body::None,
+    )?;
     // Servers without the endpoint predate KV v2 detection: the Vault CLI assumes version 1.
     if response.status == reqwest::StatusCode::NOT_FOUND {
-        return Ok(Mount { path: String::new(), version: 1 });
+        return Ok(Mount {
+            path: String::new(),
+            version: 1,
+        });
     }
     let Some(secret) = client.secret_from(response)? else {
-        return Err(ClientError::Unexpected("nil response from pre-flight request".to_owned()));
+        return Err(ClientError::Unexpected(
+            "nil response from pre-flight request".to_owned(),
+        ));
     };
-    let mount_path = secret.data_field("path").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let version = match secret.data_field("options").and_then(|o| o.get("version")).and_then(Value::as_str) {
+    let mount_path = secret
+        .data_field("path")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let version = match secret
+        .data_field("options")
+        .and_then(|o| o.get("version"))
+        .and_then(Value::as_str)
+    {
         Some("2") => 2,
         _ => 1,
     };
-    Ok(Mount { path: mount_path, version })
+    Ok(Mount {
+        path: mount_path,
+        version,
+    })
 }
 
 /// Finds the mount of `path` as the Vault CLI does; a path that names no mount the token
@@ -120,7 +146,9 @@ pub fn resolve(client: &Client, mount_flag: Option<&str>, path: &str) -> Result<
                 Err(e) => matches!(e.status(), Some(400 | 403 | 404)),
             };
             let fallback = if names_no_mount && path.split('/').next() != Some(DEFAULT_MOUNT) {
-                preflight(client, &clean_join(&[DEFAULT_MOUNT, &path])).ok().filter(|m| m.version == 2)
+                preflight(client, &clean_join(&[DEFAULT_MOUNT, &path]))
+                    .ok()
+                    .filter(|m| m.version == 2)
             } else {
                 None
             };
@@ -135,13 +163,20 @@ pub fn resolve(client: &Client, mount_flag: Option<&str>, path: &str) -> Result<
         }
     };
     if mount.version != 2 || mount.path.is_empty() {
-        let name = if mount.path.is_empty() { path_head(mount_flag, &relative) } else { mount.path.clone() };
+        let name = if mount.path.is_empty() {
+            path_head(mount_flag, &relative)
+        } else {
+            mount.path.clone()
+        };
         return Err(Error::Remote(format!(
             "{name} is not a KV version 2 mount, and svctl supports only KV version 2; \
              check the path, or name a KV v2 mount with -mount=NAME"
         )));
     }
-    Ok(KvTarget { mount: mount.path, path: relative })
+    Ok(KvTarget {
+        mount: mount.path,
+        path: relative,
+    })
 }
 
 fn path_head(mount_flag: Option<&str>, path: &str) -> String {
@@ -167,7 +202,14 @@ pub fn parse_versions(flags: &[String]) -> Result<Vec<u64>, Error> {
     Ok(versions)
 }
 
-fn raw_field(ui: &mut Ui, format: Format, value: Option<Value>, field: &str, kind: &str, secret: Option<&Secret>) -> Result<(), Error> {
+fn raw_field(
+    ui: &mut Ui,
+    format: Format,
+    value: Option<Value>,
+    field: &str,
+    kind: &str,
+    secret: Option<&Secret>,
+) -> Result<(), Error> {
     print_raw_field(ui, format, value, field, kind, secret).map_err(Error::Usage)
 }
 
@@ -181,7 +223,9 @@ fn get(a: KvGetArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
     let full = target.api_path("data");
     let version = a.version.filter(|v| *v > 0).map(|v| v.to_string());
     let query: Vec<(&str, &str)> = version.iter().map(|v| ("version", v.as_str())).collect();
-    let secret = client.read(&full, &query).map_err(|e| Error::api(format!("Error reading {full}"), e))?;
+    let secret = client
+        .read(&full, &query)
+        .map_err(|e| Error::api(format!("Error reading {full}"), e))?;
     let Some(secret) = secret else {
         return Err(Error::Remote(format!("No value found at {full}")));
     };
@@ -195,9 +239,23 @@ fn get(a: KvGetArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
         if field == "data" {
             // "-field=data" is a key named data if there is one, else the whole data block.
             if let Some(inner) = data.filter(|d| d.contains_key("data")) {
-                return raw_field(ui, format, non_null(inner.get("data")).cloned(), field, "map", None);
+                return raw_field(
+                    ui,
+                    format,
+                    non_null(inner.get("data")).cloned(),
+                    field,
+                    "map",
+                    None,
+                );
             }
-            return raw_field(ui, format, secret.raw_field("data"), field, "secret", Some(&secret));
+            return raw_field(
+                ui,
+                format,
+                secret.raw_field("data"),
+                field,
+                "secret",
+                Some(&secret),
+            );
         }
         let value = non_null(data.and_then(|d| d.get(field.as_str()))).cloned();
         return raw_field(ui, format, value, field, "map", None);
@@ -223,7 +281,13 @@ fn get(a: KvGetArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
 }
 
 /// What `kv put` and `kv patch` print after a write.
-fn output_write(ui: &mut Ui, format: Format, field: Option<&str>, full: &str, secret: Option<Secret>) -> Result<(), Error> {
+fn output_write(
+    ui: &mut Ui,
+    format: Format,
+    field: Option<&str>,
+    full: &str,
+    secret: Option<Secret>,
+) -> Result<(), Error> {
     let Some(secret) = secret else {
         if format == Format::Table {
             ui.output(&format!("Success! Data written to: {full}"));
@@ -231,7 +295,14 @@ fn output_write(ui: &mut Ui, format: Format, field: Option<&str>, full: &str, se
         return Ok(());
     };
     if let Some(field) = field {
-        return raw_field(ui, format, secret.raw_field(field), field, "secret", Some(&secret));
+        return raw_field(
+            ui,
+            format,
+            secret.raw_field(field),
+            field,
+            "secret",
+            Some(&secret),
+        );
     }
     if secret.wrap_info.is_some() || format == Format::Json {
         output_secret(ui, format, &secret);
@@ -247,12 +318,15 @@ fn output_write(ui: &mut Ui, format: Format, field: Option<&str>, full: &str, se
 
 fn put(a: KvPutArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
     let Some(path) = a.path else {
-        return Err(Error::Usage("Not enough arguments (expected >1, got 0)".to_owned()));
+        return Err(Error::Usage(
+            "Not enough arguments (expected >1, got 0)".to_owned(),
+        ));
     };
     if a.data.is_empty() {
         return Err(Error::Usage("Must supply data".to_owned()));
     }
-    let data = parse_args_data(&a.data, ui.stdin).map_err(|e| Error::Usage(format!("Failed to parse K=V data: {e}")))?;
+    let data = parse_args_data(&a.data, ui.stdin)
+        .map_err(|e| Error::Usage(format!("Failed to parse K=V data: {e}")))?;
     let client = connect(http, ui)?;
     let target = resolve(&client, a.mount.mount.as_deref(), &path)?;
     let full = target.api_path("data");
@@ -269,7 +343,9 @@ fn put(a: KvPutArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
 
 fn patch(a: KvPatchArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
     let Some(path) = a.path else {
-        return Err(Error::Usage("Not enough arguments (expected >1, got 0)".to_owned()));
+        return Err(Error::Usage(
+            "Not enough arguments (expected >1, got 0)".to_owned(),
+        ));
     };
     if a.data.is_empty() && a.remove_data.is_empty() {
         return Err(Error::Usage("Must supply data".to_owned()));
@@ -280,8 +356,8 @@ fn patch(a: KvPatchArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
             "Unsupported method provided to -method flag: {method} (use \"patch\" or \"rw\")"
         )));
     }
-    let mut changes =
-        parse_args_data(&a.data, ui.stdin).map_err(|e| Error::Usage(format!("Failed to parse K=V data: {e}")))?;
+    let mut changes = parse_args_data(&a.data, ui.stdin)
+        .map_err(|e| Error::Usage(format!("Failed to parse K=V data: {e}")))?;
     for key in &a.remove_data {
         // A null in a JSON merge patch removes the key.
         changes.insert(key.clone(), Value::Null);
@@ -320,20 +396,40 @@ fn patch(a: KvPatchArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
 
 /// `kv patch -method=rw`: read the current version, merge, and write it back with
 /// check-and-set on the version read.
-fn read_then_write(client: &Client, full: &str, changes: Map<String, Value>) -> Result<Option<Secret>, Error> {
+fn read_then_write(
+    client: &Client,
+    full: &str,
+    changes: Map<String, Value>,
+) -> Result<Option<Secret>, Error> {
     let secret = client
         .read(full, &[])
         .map_err(|e| Error::api(format!("Error doing pre-read at {full}"), e))?
         .filter(|s| s.data.is_some())
         .ok_or_else(|| Error::Remote(format!("No value found at {full}")))?;
     let metadata = non_null(secret.data_field("metadata"))
-        .ok_or_else(|| Error::Remote(format!("No metadata found at {full}; patch only works on existing data")))?
+        .ok_or_else(|| {
+            Error::Remote(format!(
+                "No metadata found at {full}; patch only works on existing data"
+            ))
+        })?
         .as_object()
-        .ok_or_else(|| Error::Remote(format!("Metadata found at {full} is not the expected type (JSON object)")))?;
+        .ok_or_else(|| {
+            Error::Remote(format!(
+                "Metadata found at {full} is not the expected type (JSON object)"
+            ))
+        })?;
     let mut data = non_null(secret.data_field("data"))
-        .ok_or_else(|| Error::Remote(format!("No data found at {full}; patch only works on existing data")))?
+        .ok_or_else(|| {
+            Error::Remote(format!(
+                "No data found at {full}; patch only works on existing data"
+            ))
+        })?
         .as_object()
-        .ok_or_else(|| Error::Remote(format!("Data found at {full} is not the expected type (JSON object)")))?
+        .ok_or_else(|| {
+            Error::Remote(format!(
+                "Data found at {full} is not the expected type (JSON object)"
+            ))
+        })?
         .clone();
     for (key, value) in changes {
         if value.is_null() {
@@ -359,8 +455,13 @@ fn list(a: KvListArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
     };
     let target = resolve(&client, mount, &path)?;
     let full = target.api_path("metadata");
-    let secret = client.list(&full).map_err(|e| Error::api(format!("Error listing {full}"), e))?;
-    let keys = secret.as_ref().and_then(|s| s.data_field("keys")).and_then(Value::as_array);
+    let secret = client
+        .list(&full)
+        .map_err(|e| Error::api(format!("Error listing {full}"), e))?;
+    let keys = secret
+        .as_ref()
+        .and_then(|s| s.data_field("keys"))
+        .and_then(Value::as_array);
     let format = a.format.format;
     if format == Format::Json {
         let Some(keys) = keys else {
@@ -379,16 +480,21 @@ fn list(a: KvListArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
     print_warnings(ui, secret);
     let mut names = Vec::with_capacity(keys.len());
     for key in keys {
-        let name = key
-            .as_str()
-            .ok_or_else(|| Error::Remote(format!("The server listed {key} at {full}, which is not a string")))?;
+        let name = key.as_str().ok_or_else(|| {
+            Error::Remote(format!(
+                "The server listed {key} at {full}, which is not a string"
+            ))
+        })?;
         names.push(name.to_owned());
     }
     if names.is_empty() {
         return Ok(());
     }
     names.sort();
-    ui.output(&table(&["Keys"], names.into_iter().map(|n| vec![n]).collect()));
+    ui.output(&table(
+        &["Keys"],
+        names.into_iter().map(|n| vec![n]).collect(),
+    ));
     Ok(())
 }
 
@@ -412,7 +518,14 @@ fn delete(a: KvDeleteArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
         return Ok(());
     };
     if let Some(field) = &a.field.field {
-        return raw_field(ui, format, secret.raw_field(field), field, "secret", Some(&secret));
+        return raw_field(
+            ui,
+            format,
+            secret.raw_field(field),
+            field,
+            "secret",
+            Some(&secret),
+        );
     }
     output_secret(ui, format, &secret);
     Ok(())
@@ -434,7 +547,9 @@ fn versions_op(a: KvVersionsArgs, op: &str, http: &HttpArgs, ui: &mut Ui) -> Res
         .write(Method::PUT, &full, Body::Json(&body))
         .map_err(|e| Error::api(format!("Error writing data to {full}"), e))?;
     match secret {
-        None if a.format.format == Format::Table => ui.output(&format!("Success! Data written to: {full}")),
+        None if a.format.format == Format::Table => {
+            ui.output(&format!("Success! Data written to: {full}"))
+        }
         None => {}
         Some(secret) => output_secret(ui, a.format.format, &secret),
     }
@@ -445,7 +560,9 @@ fn metadata_get(a: KvMetadataGetArgs, http: &HttpArgs, ui: &mut Ui) -> Result<()
     let client = connect(http, ui)?;
     let target = resolve(&client, a.mount.mount.as_deref(), &a.path)?;
     let full = target.api_path("metadata");
-    let secret = client.read(&full, &[]).map_err(|e| Error::api(format!("Error reading {full}"), e))?;
+    let secret = client
+        .read(&full, &[])
+        .map_err(|e| Error::api(format!("Error reading {full}"), e))?;
     let Some(mut secret) = secret else {
         return Err(Error::Remote(format!("No value found at {full}")));
     };
@@ -454,7 +571,11 @@ fn metadata_get(a: KvMetadataGetArgs, http: &HttpArgs, ui: &mut Ui) -> Result<()
         output_secret(ui, format, &secret);
         return Ok(());
     }
-    let versions = secret.data.as_mut().and_then(|d| d.remove("versions")).filter(|v| !v.is_null());
+    let versions = secret
+        .data
+        .as_mut()
+        .and_then(|d| d.remove("versions"))
+        .filter(|v| !v.is_null());
     let Some(versions) = versions else {
         ui.error(&format!("No value found at {full}"));
         output_secret(ui, format, &secret);
@@ -468,13 +589,18 @@ fn metadata_get(a: KvMetadataGetArgs, http: &HttpArgs, ui: &mut Ui) -> Result<()
     let versions = versions.as_object().cloned().unwrap_or_default();
     let mut numbered = Vec::with_capacity(versions.len());
     for (key, value) in versions {
-        let number: i64 = key.parse().map_err(|_| Error::Remote(format!("Error parsing version {key}")))?;
+        let number: i64 = key
+            .parse()
+            .map_err(|_| Error::Remote(format!("Error parsing version {key}")))?;
         numbered.push((number, value));
     }
     numbered.sort_by_key(|(n, _)| *n);
     for (number, value) in numbered {
         let fields = value.as_object().cloned().unwrap_or_default();
-        ui.output(&format!("\n{}", header_for_keys(&format!("Version {number}"), fields.keys())));
+        ui.output(&format!(
+            "\n{}",
+            header_for_keys(&format!("Version {number}"), fields.keys())
+        ));
         output_map(ui, Format::Table, &fields);
     }
     Ok(())
@@ -495,7 +621,11 @@ fn metadata_put(a: KvMetadataPutArgs, http: &HttpArgs, ui: &mut Ui) -> Result<()
         body.insert("cas_required".to_owned(), required.into());
     }
     if !a.custom_metadata.is_empty() {
-        let custom: Map<String, Value> = a.custom_metadata.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        let custom: Map<String, Value> = a
+            .custom_metadata
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
         body.insert("custom_metadata".to_owned(), Value::Object(custom));
     }
     let body = Value::Object(body);
@@ -503,7 +633,9 @@ fn metadata_put(a: KvMetadataPutArgs, http: &HttpArgs, ui: &mut Ui) -> Result<()
         .write(Method::PUT, &full, Body::Json(&body))
         .map_err(|e| Error::api(format!("Error writing data to {full}"), e))?;
     match secret {
-        None if a.format.format == Format::Table => ui.output(&format!("Success! Data written to: {full}")),
+        None if a.format.format == Format::Table => {
+            ui.output(&format!("Success! Data written to: {full}"))
+        }
         None => {}
         Some(secret) => output_secret(ui, a.format.format, &secret),
     }
@@ -527,11 +659,20 @@ mod tests {
 
     #[test]
     fn paths_join_like_go() {
-        let t = KvTarget { mount: "secret/".into(), path: "app/db".into() };
+        let t = KvTarget {
+            mount: "secret/".into(),
+            path: "app/db".into(),
+        };
         assert_eq!(t.api_path("data"), "secret/data/app/db");
-        let root = KvTarget { mount: "secret/".into(), path: String::new() };
+        let root = KvTarget {
+            mount: "secret/".into(),
+            path: String::new(),
+        };
         assert_eq!(root.api_path("metadata"), "secret/metadata");
-        assert_eq!(clean_join(&["secret/", "data", "a/./b/../c//"]), "secret/data/a/c");
+        assert_eq!(
+            clean_join(&["secret/", "data", "a/./b/../c//"]),
+            "secret/data/a/c"
+        );
     }
 
     #[test]

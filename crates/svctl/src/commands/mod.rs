@@ -34,8 +34,15 @@ pub fn connect(http: &HttpArgs, ui: &mut Ui) -> Result<Client, Error> {
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let token = resolve_token(std::env::var_os("VAULT_TOKEN"), home.as_deref())?;
-    let address = http.address.clone().unwrap_or_else(|| secretvault_types::DEFAULT_DEV_ADDR.to_owned());
-    let config = ClientConfig { address, ca_cert: http.ca_cert.clone(), token };
+    let address = http
+        .address
+        .clone()
+        .unwrap_or_else(|| secretvault_types::DEFAULT_DEV_ADDR.to_owned());
+    let config = ClientConfig {
+        address,
+        ca_cert: http.ca_cert.clone(),
+        token,
+    };
     Ok(Client::new(&config)?)
 }
 
@@ -71,8 +78,9 @@ pub fn read_value(value: &str, ui: &mut Ui, what: &str) -> Result<String, Error>
         return Ok(text);
     }
     if let Some(file) = value.strip_prefix('@') {
-        return std::fs::read_to_string(file)
-            .map_err(|e| Error::Usage(format!("reading {what}: {}", go_io_error("open", file, &e))));
+        return std::fs::read_to_string(file).map_err(|e| {
+            Error::Usage(format!("reading {what}: {}", go_io_error("open", file, &e)))
+        });
     }
     if let Some(literal) = value.strip_prefix("\\@") {
         return Ok(format!("@{literal}"));
@@ -88,7 +96,10 @@ mod tests {
     fn io_errors_read_like_go() {
         let e = std::io::Error::from(std::io::ErrorKind::NotFound);
         let real = std::fs::read("/nonexistent/x").unwrap_err();
-        assert_eq!(go_io_error("open", "/nonexistent/x", &real), "open /nonexistent/x: no such file or directory");
+        assert_eq!(
+            go_io_error("open", "/nonexistent/x", &real),
+            "open /nonexistent/x: no such file or directory"
+        );
         assert!(go_io_error("open", "f", &e).starts_with("open f: "));
     }
 
@@ -97,7 +108,12 @@ mod tests {
         let mut out = Vec::new();
         let mut err = Vec::new();
         let mut stdin: &[u8] = b"from stdin";
-        let mut ui = Ui { out: &mut out, err: &mut err, stdin: &mut stdin, stdout_is_terminal: false };
+        let mut ui = Ui {
+            out: &mut out,
+            err: &mut err,
+            stdin: &mut stdin,
+            stdout_is_terminal: false,
+        };
         assert_eq!(read_value("-", &mut ui, "input").unwrap(), "from stdin");
         assert_eq!(read_value("\\@x", &mut ui, "input").unwrap(), "@x");
         assert_eq!(read_value("plain", &mut ui, "input").unwrap(), "plain");

@@ -5,7 +5,9 @@ use serde_json::{Map, Value, json};
 
 use super::connect;
 use crate::Error;
-use crate::args::{HttpArgs, TokenCommand, TokenCreateArgs, TokenLookupArgs, TokenRenewArgs, TokenRevokeArgs};
+use crate::args::{
+    HttpArgs, TokenCommand, TokenCreateArgs, TokenLookupArgs, TokenRenewArgs, TokenRevokeArgs,
+};
 use crate::output::Ui;
 use crate::secret::{output_secret, print_raw_field};
 
@@ -28,10 +30,21 @@ pub fn create_body(a: &TokenCreateArgs) -> Value {
         set("id", id.clone().into());
     }
     if !a.policy.is_empty() {
-        set("policies", a.policy.iter().map(|p| p.trim().to_owned()).collect::<Vec<_>>().into());
+        set(
+            "policies",
+            a.policy
+                .iter()
+                .map(|p| p.trim().to_owned())
+                .collect::<Vec<_>>()
+                .into(),
+        );
     }
     if !a.metadata.is_empty() {
-        let meta: Map<String, Value> = a.metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        let meta: Map<String, Value> = a
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
         set("meta", Value::Object(meta));
     }
     if let Some(ttl) = a.ttl {
@@ -82,7 +95,15 @@ fn create(a: TokenCreateArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error>
     };
     let format = a.format.format;
     if let Some(field) = &a.field.field {
-        return print_raw_field(ui, format, secret.raw_field(field), field, "secret", Some(&secret)).map_err(Error::Usage);
+        return print_raw_field(
+            ui,
+            format,
+            secret.raw_field(field),
+            field,
+            "secret",
+            Some(&secret),
+        )
+        .map_err(Error::Usage);
     }
     output_secret(ui, format, &secret);
     Ok(())
@@ -92,23 +113,49 @@ fn lookup(a: TokenLookupArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error>
     let accessor = a.accessor.unwrap_or(false);
     let count = a.token.len();
     match (accessor, count) {
-        (true, 0) => return Err(Error::Usage("Not enough arguments with -accessor (expected 1, got 0)".to_owned())),
-        (true, n) if n > 1 => {
-            return Err(Error::Usage(format!("Too many arguments with -accessor (expected 1, got {n})")));
+        (true, 0) => {
+            return Err(Error::Usage(
+                "Not enough arguments with -accessor (expected 1, got 0)".to_owned(),
+            ));
         }
-        (false, n) if n > 1 => return Err(Error::Usage(format!("Too many arguments (expected 0-1, got {n})"))),
+        (true, n) if n > 1 => {
+            return Err(Error::Usage(format!(
+                "Too many arguments with -accessor (expected 1, got {n})"
+            )));
+        }
+        (false, n) if n > 1 => {
+            return Err(Error::Usage(format!(
+                "Too many arguments (expected 0-1, got {n})"
+            )));
+        }
         _ => {}
     }
-    let token = a.token.first().map(|t| t.trim().to_owned()).unwrap_or_default();
+    let token = a
+        .token
+        .first()
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_default();
     let client = connect(http, ui)?;
     let result = if token.is_empty() {
-        client.request_secret(Method::GET, "auth/token/lookup-self", crate::client::Body::None)
+        client.request_secret(
+            Method::GET,
+            "auth/token/lookup-self",
+            crate::client::Body::None,
+        )
     } else if accessor {
         let body = json!({ "accessor": token });
-        client.request_secret(Method::POST, "auth/token/lookup-accessor", crate::client::Body::Json(&body))
+        client.request_secret(
+            Method::POST,
+            "auth/token/lookup-accessor",
+            crate::client::Body::Json(&body),
+        )
     } else {
         let body = json!({ "token": token });
-        client.request_secret(Method::POST, "auth/token/lookup", crate::client::Body::Json(&body))
+        client.request_secret(
+            Method::POST,
+            "auth/token/lookup",
+            crate::client::Body::Json(&body),
+        )
     };
     let secret = result.map_err(|e| Error::api("Error looking up token", e))?;
     let Some(secret) = secret else {
@@ -116,7 +163,15 @@ fn lookup(a: TokenLookupArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error>
     };
     let format = a.format.format;
     if let Some(field) = &a.field.field {
-        return print_raw_field(ui, format, secret.raw_field(field), field, "secret", Some(&secret)).map_err(Error::Usage);
+        return print_raw_field(
+            ui,
+            format,
+            secret.raw_field(field),
+            field,
+            "secret",
+            Some(&secret),
+        )
+        .map_err(Error::Usage);
     }
     output_secret(ui, format, &secret);
     Ok(())
@@ -124,20 +179,39 @@ fn lookup(a: TokenLookupArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error>
 
 fn renew(a: TokenRenewArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
     if a.token.len() > 1 {
-        return Err(Error::Usage(format!("Too many arguments (expected 1, got {})", a.token.len())));
+        return Err(Error::Usage(format!(
+            "Too many arguments (expected 1, got {})",
+            a.token.len()
+        )));
     }
-    let token = a.token.first().map(|t| t.trim().to_owned()).unwrap_or_default();
+    let token = a
+        .token
+        .first()
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_default();
     let increment = a.increment.map(|d| d.whole_seconds()).unwrap_or(0);
     let client = connect(http, ui)?;
     let result = if token.is_empty() {
         let body = json!({ "increment": increment });
-        client.request_secret(Method::PUT, "auth/token/renew-self", crate::client::Body::Json(&body))
+        client.request_secret(
+            Method::PUT,
+            "auth/token/renew-self",
+            crate::client::Body::Json(&body),
+        )
     } else if a.accessor.unwrap_or(false) {
         let body = json!({ "accessor": token, "increment": increment });
-        client.request_secret(Method::POST, "auth/token/renew-accessor", crate::client::Body::Json(&body))
+        client.request_secret(
+            Method::POST,
+            "auth/token/renew-accessor",
+            crate::client::Body::Json(&body),
+        )
     } else {
         let body = json!({ "token": token, "increment": increment });
-        client.request_secret(Method::PUT, "auth/token/renew", crate::client::Body::Json(&body))
+        client.request_secret(
+            Method::PUT,
+            "auth/token/renew",
+            crate::client::Body::Json(&body),
+        )
     };
     let secret = result.map_err(|e| Error::api("Error renewing token", e))?;
     if let Some(secret) = secret {
@@ -156,13 +230,19 @@ fn revoke(a: TokenRevokeArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error>
         return usage(format!("Invalid mode: {mode} (use \"orphan\" or \"path\")"));
     }
     if self_ && count > 0 {
-        return usage(format!("Too many arguments with -self (expected 0, got {count})"));
+        return usage(format!(
+            "Too many arguments with -self (expected 0, got {count})"
+        ));
     }
     if !self_ && count > 1 {
-        return usage(format!("Too many arguments (expected 1 or -self, got {count})"));
+        return usage(format!(
+            "Too many arguments (expected 1 or -self, got {count})"
+        ));
     }
     if !self_ && count < 1 {
-        return usage(format!("Not enough arguments (expected 1 or -self, got {count})"));
+        return usage(format!(
+            "Not enough arguments (expected 1 or -self, got {count})"
+        ));
     }
     if self_ && accessor {
         return usage("Cannot use -self with -accessor!".to_owned());
@@ -173,19 +253,38 @@ fn revoke(a: TokenRevokeArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error>
     if accessor && !mode.is_empty() {
         return usage(format!("Cannot use -accessor with -mode={mode}!"));
     }
-    let token = a.token.first().map(|t| t.trim().to_owned()).unwrap_or_default();
+    let token = a
+        .token
+        .first()
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_default();
     let client = connect(http, ui)?;
     use crate::client::Body;
     let result = if self_ {
         client.request(Method::PUT, "auth/token/revoke-self", &[], Body::None)
     } else if accessor {
         let body = json!({ "accessor": token });
-        client.request(Method::POST, "auth/token/revoke-accessor", &[], Body::Json(&body))
+        client.request(
+            Method::POST,
+            "auth/token/revoke-accessor",
+            &[],
+            Body::Json(&body),
+        )
     } else if mode == "orphan" {
         let body = json!({ "token": token });
-        client.request(Method::PUT, "auth/token/revoke-orphan", &[], Body::Json(&body))
+        client.request(
+            Method::PUT,
+            "auth/token/revoke-orphan",
+            &[],
+            Body::Json(&body),
+        )
     } else if mode == "path" {
-        client.request(Method::PUT, &format!("sys/leases/revoke-prefix/{token}"), &[], Body::None)
+        client.request(
+            Method::PUT,
+            &format!("sys/leases/revoke-prefix/{token}"),
+            &[],
+            Body::None,
+        )
     } else {
         let body = json!({ "token": token });
         client.request(Method::PUT, "auth/token/revoke", &[], Body::Json(&body))

@@ -21,20 +21,32 @@ pub struct Run {
 impl Run {
     #[track_caller]
     pub fn ok(&self) -> &Run {
-        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn fails_with(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -54,11 +66,17 @@ pub struct Harness {
 impl Harness {
     pub fn start(test: &str) -> Option<Harness> {
         let dev = BaoDev::start(test)?;
-        Some(Harness { dev, home: tempfile::tempdir().unwrap() })
+        Some(Harness {
+            dev,
+            home: tempfile::tempdir().unwrap(),
+        })
     }
 
     pub fn with_dev(dev: BaoDev) -> Harness {
-        Harness { dev, home: tempfile::tempdir().unwrap() }
+        Harness {
+            dev,
+            home: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn command(&self, cli: Cli, token: Option<&str>, home: &Path) -> Command {
@@ -67,12 +85,24 @@ impl Harness {
             Cli::Bao => Command::new(self.dev.binary()),
         };
         for var in [
-            "VAULT_TOKEN", "VAULT_FORMAT", "VAULT_CACERT", "VAULT_CAPATH", "VAULT_SKIP_VERIFY", "VAULT_NAMESPACE",
-            "BAO_ADDR", "BAO_TOKEN", "BAO_FORMAT", "BAO_CACERT", "BAO_SKIP_VERIFY", "BAO_NAMESPACE",
+            "VAULT_TOKEN",
+            "VAULT_FORMAT",
+            "VAULT_CACERT",
+            "VAULT_CAPATH",
+            "VAULT_SKIP_VERIFY",
+            "VAULT_NAMESPACE",
+            "BAO_ADDR",
+            "BAO_TOKEN",
+            "BAO_FORMAT",
+            "BAO_CACERT",
+            "BAO_SKIP_VERIFY",
+            "BAO_NAMESPACE",
         ] {
             cmd.env_remove(var);
         }
-        cmd.env("VAULT_ADDR", self.dev.url()).env("HOME", home).env("NO_COLOR", "1");
+        cmd.env("VAULT_ADDR", self.dev.url())
+            .env("HOME", home)
+            .env("NO_COLOR", "1");
         if let Some(token) = token {
             cmd.env("VAULT_TOKEN", token);
         }
@@ -112,10 +142,35 @@ impl Harness {
         ours
     }
 
+    /// Like [`Harness::same_as_bao`], with the values of the given table rows masked
+    /// (remaining TTLs tick between the two runs).
+    #[track_caller]
+    pub fn same_as_bao_masked(&self, token: Option<&str>, args: &[&str], rows: &[&str]) -> Run {
+        let mask = |r: Run| Run {
+            stdout: mask_rows(&r.stdout, rows),
+            ..r
+        };
+        let ours = mask(self.run_as(Cli::Svctl, token, args, None));
+        let theirs = mask(self.run_as(Cli::Bao, token, args, None));
+        assert_same(&ours, &theirs, args);
+        ours
+    }
+
     /// A token limited to the given policy text.
     pub fn token_with_policy(&self, name: &str, policy: &str) -> String {
-        self.run_as(Cli::Bao, Some(BAO_ROOT_TOKEN), &["policy", "write", name, "-"], Some(policy)).ok();
-        let run = self.bao(&["token", "create", &format!("-policy={name}"), "-field=token"]);
+        self.run_as(
+            Cli::Bao,
+            Some(BAO_ROOT_TOKEN),
+            &["policy", "write", name, "-"],
+            Some(policy),
+        )
+        .ok();
+        let run = self.bao(&[
+            "token",
+            "create",
+            &format!("-policy={name}"),
+            "-field=token",
+        ]);
         run.ok();
         run.stdout.trim().to_owned()
     }
@@ -123,10 +178,19 @@ impl Harness {
 
 fn run(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().expect("spawning the client");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().unwrap();
     Run {
@@ -145,7 +209,11 @@ pub fn normalize(text: &str) -> String {
 pub fn assert_same(ours: &Run, theirs: &Run, args: &[&str]) {
     assert_eq!(
         (ours.code, normalize(&ours.stdout), normalize(&ours.stderr)),
-        (theirs.code, normalize(&theirs.stdout), normalize(&theirs.stderr)),
+        (
+            theirs.code,
+            normalize(&theirs.stdout),
+            normalize(&theirs.stderr)
+        ),
         "svctl and bao differ for {args:?}\n--- svctl stdout:\n{}\n--- bao stdout:\n{}\n--- svctl stderr:\n{}\n--- bao stderr:\n{}",
         ours.stdout,
         theirs.stdout,
@@ -195,7 +263,11 @@ pub fn key_paths(value: &Value) -> Vec<String> {
     fn walk(value: &Value, prefix: &str, out: &mut Vec<String>) {
         if let Value::Object(map) = value {
             for (k, v) in map {
-                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 out.push(path.clone());
                 walk(v, &path, out);
             }
