@@ -34,14 +34,21 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct HttpArgs {
     /// Address of the server [default: http://127.0.0.1:8200].
-    #[arg(long, env = "VAULT_ADDR", global = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "VAULT_ADDR",
+        global = true,
+        value_name = "URL",
+        display_order = 900
+    )]
     pub address: Option<String>,
     /// PEM file of CA certificates to trust for https instead of the built-in roots.
     #[arg(
         long = "ca-cert",
         env = "VAULT_CACERT",
         global = true,
-        value_name = "FILE"
+        value_name = "FILE",
+        display_order = 901
     )]
     pub ca_cert: Option<PathBuf>,
 }

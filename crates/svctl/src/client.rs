@@ -277,7 +277,7 @@ impl Client {
     }
 
     /// `<address>/v1/<path>`, keeping any path prefix of the address.
-    fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, ClientError> {
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
         let prefix = self.base.path().trim_end_matches('/');
         let mut url = self.base.clone();
         url.set_path(&format!("{prefix}/v1/{}", path.trim_start_matches('/')));
@@ -285,7 +285,7 @@ impl Client {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        Ok(url)
+        url
     }
 
     /// Sends one request and returns whatever came back, error statuses included.
@@ -296,7 +296,7 @@ impl Client {
         query: &[(&str, &str)],
         body: Body,
     ) -> Result<RawResponse, ClientError> {
-        let url = self.url(path, query)?;
+        let url = self.url(path, query);
         let mut request = self
             .http
             .request(method.clone(), url.clone())
@@ -510,7 +510,7 @@ mod tests {
             token: None,
         };
         let client = Client::new(&config).unwrap();
-        let url = client.url("secret/data/a b", &[("version", "2")]).unwrap();
+        let url = client.url("secret/data/a b", &[("version", "2")]);
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:8200/prefix/v1/secret/data/a%20b?version=2"

@@ -74,7 +74,10 @@ pub fn run(argv: impl IntoIterator<Item = OsString>) -> u8 {
         }
     };
     let stdout = std::io::stdout();
-    let stdout_is_terminal = stdout.is_terminal();
+    // As the Vault CLI (via fatih/color): NO_COLOR or TERM=dumb also mean "bare -field values".
+    let plain =
+        std::env::var_os("NO_COLOR").is_some() || std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    let stdout_is_terminal = stdout.is_terminal() && !plain;
     let mut out = stdout.lock();
     let mut err = std::io::stderr().lock();
     let mut stdin = std::io::stdin().lock();

@@ -8,6 +8,7 @@ use crate::Error;
 use crate::args::{
     HttpArgs, TokenCommand, TokenCreateArgs, TokenLookupArgs, TokenRenewArgs, TokenRevokeArgs,
 };
+use crate::client::Body;
 use crate::output::Ui;
 use crate::secret::{output_secret, print_raw_field};
 
@@ -88,7 +89,7 @@ fn create(a: TokenCreateArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error>
     };
     let client = connect(http, ui)?;
     let secret = client
-        .request_secret(Method::POST, &path, crate::client::Body::Json(&body))
+        .request_secret(Method::POST, &path, Body::Json(&body))
         .map_err(|e| Error::api("Error creating token", e))?;
     let Some(secret) = secret else {
         return Ok(());
@@ -137,25 +138,17 @@ fn lookup(a: TokenLookupArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error>
         .unwrap_or_default();
     let client = connect(http, ui)?;
     let result = if token.is_empty() {
-        client.request_secret(
-            Method::GET,
-            "auth/token/lookup-self",
-            crate::client::Body::None,
-        )
+        client.request_secret(Method::GET, "auth/token/lookup-self", Body::None)
     } else if accessor {
         let body = json!({ "accessor": token });
         client.request_secret(
             Method::POST,
             "auth/token/lookup-accessor",
-            crate::client::Body::Json(&body),
+            Body::Json(&body),
         )
     } else {
         let body = json!({ "token": token });
-        client.request_secret(
-            Method::POST,
-            "auth/token/lookup",
-            crate::client::Body::Json(&body),
-        )
+        client.request_secret(Method::POST, "auth/token/lookup", Body::Json(&body))
     };
     let secret = result.map_err(|e| Error::api("Error looking up token", e))?;
     let Some(secret) = secret else {
@@ -193,25 +186,13 @@ fn renew(a: TokenRenewArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
     let client = connect(http, ui)?;
     let result = if token.is_empty() {
         let body = json!({ "increment": increment });
-        client.request_secret(
-            Method::PUT,
-            "auth/token/renew-self",
-            crate::client::Body::Json(&body),
-        )
+        client.request_secret(Method::PUT, "auth/token/renew-self", Body::Json(&body))
     } else if a.accessor.unwrap_or(false) {
         let body = json!({ "accessor": token, "increment": increment });
-        client.request_secret(
-            Method::POST,
-            "auth/token/renew-accessor",
-            crate::client::Body::Json(&body),
-        )
+        client.request_secret(Method::POST, "auth/token/renew-accessor", Body::Json(&body))
     } else {
         let body = json!({ "token": token, "increment": increment });
-        client.request_secret(
-            Method::PUT,
-            "auth/token/renew",
-            crate::client::Body::Json(&body),
-        )
+        client.request_secret(Method::PUT, "auth/token/renew", Body::Json(&body))
     };
     let secret = result.map_err(|e| Error::api("Error renewing token", e))?;
     if let Some(secret) = secret {
@@ -259,7 +240,6 @@ fn revoke(a: TokenRevokeArgs, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error>
         .map(|t| t.trim().to_owned())
         .unwrap_or_default();
     let client = connect(http, ui)?;
-    use crate::client::Body;
     let result = if self_ {
         client.request(Method::PUT, "auth/token/revoke-self", &[], Body::None)
     } else if accessor {
