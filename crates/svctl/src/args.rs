@@ -421,6 +421,16 @@ pub struct PolicyNameArgs {
 pub enum AuditCommand {
     /// Hash a value with an audit device's salt, to find it in the audit log.
     Hash(AuditHashArgs),
+    /// Check an audit log's hash chain offline and name the first broken line.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The audit log file to check.
+    pub file: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

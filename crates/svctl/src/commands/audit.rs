@@ -1,12 +1,14 @@
 //! `svctl audit …`. `audit hash` finds the `hmac-sha256:` form an audit device logs a value
-//! as, so a value can be searched for in the log without the log holding it.
+//! as, so a value can be searched for in the log without the log holding it. `audit
+//! verify` checks a log's hash chain offline: every line must carry the SHA-256 of the
+//! line before it.
 
 use reqwest::Method;
 use serde_json::json;
 
 use super::{connect, read_value};
 use crate::Error;
-use crate::args::{AuditCommand, AuditHashArgs, HttpArgs};
+use crate::args::{AuditCommand, AuditHashArgs, AuditVerifyArgs, HttpArgs};
 use crate::client::Body;
 use crate::output::{Format, Ui};
 use crate::secret::{output_secret, print_raw_field};
@@ -14,6 +16,60 @@ use crate::secret::{output_secret, print_raw_field};
 pub fn run(cmd: AuditCommand, http: &HttpArgs, ui: &mut Ui) -> Result<(), Error> {
     match cmd {
         AuditCommand::Hash(a) => hash(a, http, ui),
+        AuditCommand::Verify(a) => verify(a, ui),
+    }
+}
+
+/// Verifies the chain; exit 0 when intact, 2 (after saying where) when broken.
+fn verify(a: AuditVerifyArgs, ui: &mut Ui) -> Result<(), Error> {
+    use secretvault_engine::audit::{VerifyError, verify_file};
+    let file = a.file.display().to_string();
+    match verify_file(&a.file) {
+        Ok(report) => {
+            match a.format.format {
+                Format::Json => ui.output(
+                    &serde_json::to_string_pretty(&json!({
+                        "file": file,
+                        "intact": true,
+                        "lines": report.lines,
+                        "anchor": report.anchor,
+                        "last_hash": report.last_hash,
+                    }))
+                    .unwrap_or_default(),
+                ),
+                _ => {
+                    ui.output(&format!(
+                        "Success! The hash chain of {file} is intact ({} lines).",
+                        report.lines
+                    ));
+                    ui.output(&format!("First line chains from: {}", report.anchor));
+                    ui.output(&format!("Last line hash:         {}", report.last_hash));
+                    ui.output("Keep the last line hash elsewhere: cutting lines off the end cannot be detected from the file alone.");
+                }
+            }
+            Ok(())
+        }
+        Err(e @ VerifyError::Io { .. }) => {
+            Err(Error::Usage(format!("Error reading audit log: {e}")))
+        }
+        Err(VerifyError::Broken { source, .. }) => {
+            match a.format.format {
+                Format::Json => ui.output(
+                    &serde_json::to_string_pretty(&json!({
+                        "file": file,
+                        "intact": false,
+                        "broken_line": source.line,
+                        "reason": source.reason,
+                    }))
+                    .unwrap_or_default(),
+                ),
+                _ => ui.error(&format!(
+                    "Error: the hash chain of {file} is broken at line {}: {}",
+                    source.line, source.reason
+                )),
+            }
+            Err(Error::Reported(2))
+        }
     }
 }
 
