@@ -436,10 +436,10 @@ impl IdentityStore {
             }
         });
         if let Some(name) = fields.string("name")?.filter(|n| !n.is_empty()) {
-            if let Some(other) = self.read().by_name.get(&name.to_lowercase()) {
-                if *other != entity.id {
-                    return Err(ApiError::bad_request("entity name is already in use"));
-                }
+            if let Some(other) = self.read().by_name.get(&name.to_lowercase())
+                && *other != entity.id
+            {
+                return Err(ApiError::bad_request("entity name is already in use"));
             }
             entity.name = name;
         }

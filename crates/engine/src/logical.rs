@@ -141,10 +141,10 @@ impl Response {
             return None;
         }
         let mut envelope = Map::new();
-        if self.data_also_at_top_level {
-            if let Some(Value::Object(fields)) = &self.data {
-                envelope.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
+        if self.data_also_at_top_level
+            && let Some(Value::Object(fields)) = &self.data
+        {
+            envelope.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         envelope.insert("request_id".into(), Value::String(request_id.to_string()));
         envelope.insert("lease_id".into(), Value::String(String::new()));

@@ -525,10 +525,11 @@ impl Kv {
     async fn soft_delete_latest(&self, path: &str) -> ApiResult<Response> {
         self.update_meta(path, |meta, now| {
             let current = meta.current_version;
-            if let Some(v) = meta.versions.get_mut(&current) {
-                if !v.destroyed && !v.is_deleted(now) {
-                    v.deletion_time = Some(now);
-                }
+            if let Some(v) = meta.versions.get_mut(&current)
+                && !v.destroyed
+                && !v.is_deleted(now)
+            {
+                v.deletion_time = Some(now);
             }
             Ok(Vec::new())
         })

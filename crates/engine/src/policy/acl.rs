@@ -16,6 +16,7 @@ use super::template;
 use super::{Capabilities, Capability, Parameters, Policy};
 use crate::identity::Identity;
 use crate::logical::Operation;
+use crate::util::glob::glob_match;
 
 #[derive(Debug, Clone, Default)]
 struct Perms {
@@ -190,13 +191,12 @@ impl Acl {
         if let Some(p) = self.exact.get(path) {
             return Some(p);
         }
-        if list {
-            if let Some(p) = path
+        if list
+            && let Some(p) = path
                 .strip_suffix('/')
                 .and_then(|trimmed| self.exact.get(trimmed))
-            {
-                return Some(p);
-            }
+        {
+            return Some(p);
         }
         let mut best: Option<Candidate<'_>> = self
             .prefix
@@ -327,10 +327,10 @@ fn parameters_allowed(params: &Parameters, data: Option<&Map<String, Value>>) ->
             return false;
         }
         for (key, value) in data {
-            if let Some(denied) = params.denied.get(&lowered(key)) {
-                if value_in_list(value, denied) {
-                    return false;
-                }
+            if let Some(denied) = params.denied.get(&lowered(key))
+                && value_in_list(value, denied)
+            {
+                return false;
             }
         }
     }
@@ -369,18 +369,5 @@ fn value_matches(value: &Value, pattern: &Value) -> bool {
         (Value::Number(v), Value::String(p)) => glob_match(p, &v.to_string()),
         (Value::Bool(v), Value::String(p)) => glob_match(p, &v.to_string()),
         (v, p) => v == p,
-    }
-}
-
-/// `*` at the start and/or end of a pattern matches any run of characters.
-fn glob_match(pattern: &str, value: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
-        (Some(_), Some(_)) if pattern.len() >= 2 => value.contains(&pattern[1..pattern.len() - 1]),
-        (Some(suffix), None) => value.ends_with(suffix),
-        (None, Some(prefix)) => value.starts_with(prefix),
-        _ => pattern == value,
     }
 }

@@ -9,6 +9,9 @@ use serde_json::{Map, Value};
 use super::hcl;
 use super::{Capabilities, Capability, Parameters, PathRule, PolicyError};
 
+/// A path pattern and its settings as written, before validation.
+type RawRule = (String, Map<String, Value>);
+
 /// The longest policy text accepted.
 const MAX_POLICY_BYTES: usize = 1024 * 1024;
 
@@ -36,7 +39,7 @@ fn multi(message: String) -> PolicyError {
 }
 
 /// JSON form: `{"path": {"<pattern>": {...}, ...}}` (or a list of such objects).
-fn json_paths(text: &str) -> Result<Vec<(String, Map<String, Value>)>, PolicyError> {
+fn json_paths(text: &str) -> Result<Vec<RawRule>, PolicyError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| PolicyError(format!("invalid JSON policy: {e}")))?;
     let Value::Object(top) = value else {
@@ -93,7 +96,7 @@ fn json_paths(text: &str) -> Result<Vec<(String, Map<String, Value>)>, PolicyErr
     Ok(out)
 }
 
-fn hcl_paths(text: &str) -> Result<Vec<(String, Map<String, Value>)>, PolicyError> {
+fn hcl_paths(text: &str) -> Result<Vec<RawRule>, PolicyError> {
     let entries = hcl::parse(text).map_err(|e| PolicyError(e.to_string()))?;
     let mut out = Vec::new();
     for entry in entries {
@@ -244,12 +247,12 @@ fn rule(raw_path: &str, settings: &Map<String, Value>) -> Result<PathRule, Polic
         min_wrapping_ttl: wrapping_ttl(raw_path, settings, "min_wrapping_ttl")?,
         max_wrapping_ttl: wrapping_ttl(raw_path, settings, "max_wrapping_ttl")?,
     };
-    if let (Some(min), Some(max)) = (parameters.min_wrapping_ttl, parameters.max_wrapping_ttl) {
-        if max < min {
-            return Err(err(
-                "max_wrapping_ttl cannot be less than min_wrapping_ttl".into()
-            ));
-        }
+    if let (Some(min), Some(max)) = (parameters.min_wrapping_ttl, parameters.max_wrapping_ttl)
+        && max < min
+    {
+        return Err(err(
+            "max_wrapping_ttl cannot be less than min_wrapping_ttl".into()
+        ));
     }
     Ok(PathRule {
         path,

@@ -275,7 +275,7 @@ fn templated_rules_follow_the_identity() {
         ..Default::default()
     };
     alice.entity_metadata.insert("agent_id".into(), "a1".into());
-    let a = Acl::new(&[policy.clone()], &alice);
+    let a = Acl::new(std::slice::from_ref(&policy), &alice);
     assert!(
         a.authorize("secret/data/agents/a1", Operation::Read, None)
             .allowed

@@ -674,18 +674,17 @@ impl TokenStore {
         let mut warnings = Vec::new();
         let mut expire =
             now + chrono::Duration::seconds(requested.as_secs().min(i64::MAX as u64 / 4) as i64);
-        if c.max > 0 {
-            if let Some(max) = Utc.timestamp_opt(c.max, 0).single() {
-                if expire > max {
-                    let capped = (max - now).num_seconds().max(0);
-                    warnings.push(format!(
+        if c.max > 0
+            && let Some(max) = Utc.timestamp_opt(c.max, 0).single()
+            && expire > max
+        {
+            let capped = (max - now).num_seconds().max(0);
+            warnings.push(format!(
                         "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
                         crate::util::duration::format_go_duration(requested),
                         crate::util::duration::format_go_duration(Duration::from_secs(capped as u64))
                     ));
-                    expire = max;
-                }
-            }
+            expire = max;
         }
         let record = LeaseRecord {
             expire_time: expire,
@@ -767,12 +766,14 @@ impl TokenStore {
                 "custom token IDs are not supported: secretvault tokens are signed by the server; omit \"id\"",
             ));
         }
-        if let Some(t) = fields.string("type")? {
-            if t != "service" && t != "default" && !t.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "unsupported token type {t:?}: secretvault issues service tokens only"
-                )));
-            }
+        if let Some(t) = fields.string("type")?
+            && t != "service"
+            && t != "default"
+            && !t.is_empty()
+        {
+            return Err(ApiError::bad_request(format!(
+                "unsupported token type {t:?}: secretvault issues service tokens only"
+            )));
         }
         let role = match &mode {
             CreateMode::Role(r) => Some(r),
@@ -920,17 +921,17 @@ impl TokenStore {
         } else if period.is_zero() && !is_root_token {
             max = Some(SYSTEM_MAX_TTL);
         }
-        if let Some(m) = max {
-            if ttl.is_zero() || ttl > m {
-                if !ttl.is_zero() {
-                    warnings.push(format!(
+        if let Some(m) = max
+            && (ttl.is_zero() || ttl > m)
+        {
+            if !ttl.is_zero() {
+                warnings.push(format!(
                         "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
                         crate::util::duration::format_go_duration(ttl),
                         crate::util::duration::format_go_duration(m)
                     ));
-                }
-                ttl = m;
             }
+            ttl = m;
         }
 
         let mut parents = Vec::new();

@@ -49,17 +49,18 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
             .map(Duration::from_secs)
             .map_err(|_| DurationError(format!("invalid duration \"{input}\": number too large")));
     }
-    if let Some(days) = s.strip_suffix('d') {
-        if !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) {
-            return days
-                .parse::<u64>()
-                .ok()
-                .and_then(|d| d.checked_mul(86_400))
-                .map(Duration::from_secs)
-                .ok_or_else(|| {
-                    DurationError(format!("invalid duration \"{input}\": number too large"))
-                });
-        }
+    if let Some(days) = s.strip_suffix('d')
+        && !days.is_empty()
+        && days.bytes().all(|b| b.is_ascii_digit())
+    {
+        return days
+            .parse::<u64>()
+            .ok()
+            .and_then(|d| d.checked_mul(86_400))
+            .map(Duration::from_secs)
+            .ok_or_else(|| {
+                DurationError(format!("invalid duration \"{input}\": number too large"))
+            });
     }
     parse_go_duration(s)
         .map_err(|why| DurationError(format!("invalid duration \"{input}\": {why}")))

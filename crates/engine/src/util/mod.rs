@@ -1,3 +1,4 @@
 //! Small helpers shared by the subsystems.
 
 pub mod duration;
+pub mod glob;

@@ -375,10 +375,10 @@ impl Vault {
         let generation = self.policies.generation();
         if !inline_identity {
             let cache = self.acl_cache.lock().unwrap_or_else(|e| e.into_inner());
-            if cache.0 == generation {
-                if let Some(acl) = cache.1.get(&key) {
-                    return acl.clone();
-                }
+            if cache.0 == generation
+                && let Some(acl) = cache.1.get(&key)
+            {
+                return acl.clone();
             }
         }
         let identity: Identity = entry

@@ -58,10 +58,10 @@ impl MountInfo {
 
 impl ClusterInfo {
     pub(super) async fn load_or_create(barrier: &Barrier) -> ApiResult<Self> {
-        if let Some((bytes, _)) = barrier.get(CLUSTER_KEY).await? {
-            if let Ok(info) = serde_json::from_slice(&bytes) {
-                return Ok(info);
-            }
+        if let Some((bytes, _)) = barrier.get(CLUSTER_KEY).await?
+            && let Ok(info) = serde_json::from_slice(&bytes)
+        {
+            return Ok(info);
         }
         let id = uuid::Uuid::new_v4().to_string();
         let info = ClusterInfo {
