@@ -11,8 +11,11 @@
 
 use async_trait::async_trait;
 
+pub mod conformance;
 pub mod memory;
+pub mod redb;
 
+pub use self::redb::RedbBackend;
 pub use memory::MemoryBackend;
 
 /// A key's version as the backend sees it; changes on every write of that key.
