@@ -132,12 +132,16 @@ impl Response {
         )
     }
 
-    /// The JSON body, or `None` for 204. Vault's envelope unless the handler gave a raw body.
+    /// The JSON body, or `None` for 204 (and for a bare status with nothing to say, as
+    /// Vault answers a PATCH of a missing secret). Vault's envelope unless the handler
+    /// gave a raw body.
     pub fn body(&self, request_id: &str) -> Option<Value> {
         if let Some(raw) = &self.raw {
             return Some(raw.clone());
         }
-        if self.status() == 204 {
+        if self.status() == 204
+            || (self.data.is_none() && self.auth.is_none() && self.warnings.is_empty())
+        {
             return None;
         }
         let mut envelope = Map::new();

@@ -501,14 +501,19 @@ impl Kv {
         };
         let cas = cas_option(fields)?;
         let config = self.read_config().await?;
+        // Vault answers a PATCH of a missing or deleted secret with a bare 404.
+        let bare_not_found = || Response {
+            status: Some(404),
+            ..Default::default()
+        };
         let Some((meta, _)) = self.load_meta(path).await? else {
-            return Err(ApiError::not_found());
+            return Ok(bare_not_found());
         };
         let Some(current) = meta.versions.get(&meta.current_version) else {
-            return Err(ApiError::not_found());
+            return Ok(bare_not_found());
         };
         if current.destroyed || current.is_deleted(Utc::now()) {
-            return Err(ApiError::not_found());
+            return Ok(bare_not_found());
         }
         check_cas(&config, &meta, cas)?;
         let mut data = Value::Object(self.load_blob(&current.blob).await?);

@@ -454,19 +454,15 @@ fn capability_paths(fields: &Fields<'_>) -> ApiResult<Vec<String>> {
 
 fn capabilities_response(acl: &Acl, paths: &[String]) -> Response {
     let mut data = Map::new();
-    let mut all: Vec<&'static str> = Vec::new();
     for path in paths {
         let names = acl.capabilities(path.trim_start_matches('/')).names();
-        all.extend(names.iter().copied());
         data.insert(path.clone(), json!(names));
     }
-    // Vault also answers with the union under "capabilities", for older clients.
-    all.sort_unstable();
-    all.dedup();
-    if all.len() > 1 {
-        all.retain(|c| *c != "deny");
+    // For older clients Vault repeats a single path's answer under "capabilities".
+    if let [only] = paths {
+        let repeated = data.get(only).cloned().unwrap_or(Value::Null);
+        data.insert("capabilities".into(), repeated);
     }
-    data.insert("capabilities".into(), json!(all));
     Response {
         data: Some(Value::Object(data)),
         data_also_at_top_level: true,

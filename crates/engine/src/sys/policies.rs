@@ -92,7 +92,7 @@ impl PolicyStore {
             .cloned()
     }
 
-    /// Policy names, sorted, with `root` as Vault lists it.
+    /// Policy names as Vault lists them: sorted, then `root` last.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .policies
@@ -101,9 +101,8 @@ impl PolicyStore {
             .keys()
             .cloned()
             .collect();
-        names.push("root".into());
         names.sort();
-        names.dedup();
+        names.push("root".into());
         names
     }
 

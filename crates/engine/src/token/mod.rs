@@ -50,8 +50,9 @@ pub struct TokenEntry {
     /// When it expires now (after renewals); `None` for tokens that never expire.
     pub expire_time: Option<DateTime<Utc>>,
     pub last_renewal: Option<DateTime<Utc>>,
-    /// Uses left, for use-limited tokens (0 = unlimited).
-    pub remaining_uses: u64,
+    /// Uses left, for use-limited tokens (0 = unlimited). After the router counts the
+    /// current request's use this is what remains; Vault shows -1 on the last use.
+    pub remaining_uses: i64,
 }
 
 impl TokenEntry {
@@ -310,7 +311,7 @@ impl TokenStore {
             if used >= claims.uses {
                 return None;
             }
-            claims.uses - used
+            (claims.uses - used) as i64
         } else {
             0
         };
@@ -367,11 +368,17 @@ impl TokenStore {
         })
     }
 
-    /// Counts one use of a use-limited token; the last use revokes it.
-    pub async fn consume_use(&self, entry: &TokenEntry) -> ApiResult<()> {
+    /// Counts one use of a use-limited token; the last use revokes it. `entry` is left
+    /// showing the uses that remain (-1 when this was the last), as Vault reports them.
+    pub async fn consume_use(&self, entry: &mut TokenEntry) -> ApiResult<()> {
         if entry.claims.uses == 0 {
             return Ok(());
         }
+        entry.remaining_uses = if entry.remaining_uses <= 1 {
+            -1
+        } else {
+            entry.remaining_uses - 1
+        };
         let accessor = entry.accessor().to_string();
         let used = {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
@@ -516,7 +523,7 @@ impl TokenStore {
                 let token = Zeroizing::new(token);
                 let entry = self
                     .verify(&token)
-                    .ok_or_else(|| ApiError::bad_request("bad token"))?;
+                    .ok_or_else(|| ApiError::new(403, "bad token"))?;
                 Ok(Response::data(self.lookup_json(
                     &entry,
                     Some(&token),
@@ -653,7 +660,7 @@ impl TokenStore {
     ) -> ApiResult<Response> {
         let c = &entry.claims;
         if !c.ren {
-            return Err(ApiError::bad_request("invalid lease ID"));
+            return Err(ApiError::bad_request("lease is not renewable"));
         }
         if entry.expire_time.is_none() {
             // Tokens without a TTL have nothing to renew; Vault answers with the token as is.

@@ -51,7 +51,7 @@ impl TokenRole {
             "renewable": self.renewable,
             "token_explicit_max_ttl": self.token_explicit_max_ttl,
             "token_no_default_policy": self.token_no_default_policy,
-            "token_num_uses": self.token_num_uses,
+
             "token_period": self.token_period,
             "token_type": "default-service",
         })

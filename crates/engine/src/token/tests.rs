@@ -152,18 +152,16 @@ async fn create_and_lookup() {
         .data
         .unwrap();
     assert_eq!(by_token["accessor"], auth.accessor.as_str());
-    assert_eq!(
-        f.call(
+    let bad = f
+        .call(
             &f.root,
             Operation::Update,
             "lookup",
-            json!({"token": "svs.bogus.x"})
+            json!({"token": "svs.bogus.x"}),
         )
         .await
-        .unwrap_err()
-        .errors[0],
-        "bad token"
-    );
+        .unwrap_err();
+    assert_eq!((bad.status, bad.errors[0].as_str()), (403, "bad token"));
 }
 
 #[tokio::test]
@@ -371,11 +369,14 @@ async fn use_limits() {
     let t = f
         .create(&f.root, json!({"policies": ["x"], "num_uses": 2}))
         .await;
-    let entry = f.tokens.verify(&t.client_token).unwrap();
+    let mut entry = f.tokens.verify(&t.client_token).unwrap();
     assert_eq!(entry.remaining_uses, 2);
-    f.tokens.consume_use(&entry).await.unwrap();
-    assert_eq!(f.tokens.verify(&t.client_token).unwrap().remaining_uses, 1);
-    f.tokens.consume_use(&entry).await.unwrap();
+    f.tokens.consume_use(&mut entry).await.unwrap();
+    assert_eq!(entry.remaining_uses, 1, "what is left after this use");
+    let mut entry = f.tokens.verify(&t.client_token).unwrap();
+    assert_eq!(entry.remaining_uses, 1);
+    f.tokens.consume_use(&mut entry).await.unwrap();
+    assert_eq!(entry.remaining_uses, -1, "Vault shows -1 on the last use");
     assert!(f.tokens.verify(&t.client_token).is_none());
     let restarted = open(f.backend.clone(), f.root_key, None).await;
     assert!(restarted.tokens.verify(&t.client_token).is_none());

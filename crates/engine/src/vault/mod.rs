@@ -304,7 +304,7 @@ impl Vault {
             tracing::error!(error = %e, path = %req.path, "refusing request: no audit device could record it");
             return Reply::error(&ApiError::internal("internal error"));
         }
-        if let Err(e) = self.tokens.consume_use(&caller.entry).await {
+        if let Err(e) = self.tokens.consume_use(&mut caller.entry).await {
             return Reply::error(&e);
         }
 
@@ -436,7 +436,7 @@ impl Vault {
             token_type: "service".into(),
             token_ttl: c.ttl as i64,
             token_issue_time: Some(format_time(&caller.entry.issue_time)),
-            remaining_uses: (c.uses > 0).then_some(caller.entry.remaining_uses as i64),
+            remaining_uses: (c.uses > 0).then_some(caller.entry.remaining_uses),
         }
     }
 
@@ -526,7 +526,6 @@ impl Vault {
                     "initialized": true,
                     "sealed": false,
                     "standby": false,
-                    "performance_standby": false,
                     "replication_performance_mode": "disabled",
                     "replication_dr_mode": "disabled",
                     "server_time_utc": now.timestamp(),

@@ -39,7 +39,13 @@ impl MountInfo {
         if self.auth {
             config["token_type"] = json!("default-service");
         }
-        json!({
+        // Headers Vault passes through to these backends, as its mount table shows.
+        match self.kind {
+            "identity" => config["passthrough_request_headers"] = json!(["Authorization"]),
+            "system" => config["passthrough_request_headers"] = json!(["Accept"]),
+            _ => {}
+        }
+        let mut mount = json!({
             "accessor": self.accessor,
             "config": config,
             "description": self.description,
@@ -52,7 +58,15 @@ impl MountInfo {
             "seal_wrap": false,
             "type": self.kind,
             "uuid": self.uuid,
-        })
+        });
+        if self.kind == "kv" {
+            mount["deprecation_status"] = json!("supported");
+        }
+        if self.kind == "system" {
+            // Vault seal-wraps its own system mount.
+            mount["seal_wrap"] = json!(true);
+        }
+        mount
     }
 }
 
