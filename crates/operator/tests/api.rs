@@ -392,3 +392,109 @@ fn sigterm_shuts_down_cleanly() {
         started.elapsed()
     );
 }
+
+#[test]
+fn policies_load_from_a_directory_at_start() {
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        policies.path().join("app-read.hcl"),
+        "path \"secret/data/app/*\" { capabilities = [\"read\"] }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        policies.path().join("ops.json"),
+        r#"{"path": {"sys/mounts": {"capabilities": ["read"]}}}"#,
+    )
+    .unwrap();
+    std::fs::write(policies.path().join("README.txt"), "not a policy").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = DevServer::start_in(
+        data.path(),
+        &["--policy-dir", policies.path().to_str().unwrap()],
+    );
+    let c = server.client();
+    let (_, b) = c.list("sys/policies/acl");
+    assert_eq!(
+        b["data"]["keys"],
+        json!(["app-read", "default", "ops", "root"])
+    );
+    c.post("secret/data/app/db", json!({"data": {"a": "1"}}));
+    let t = c.token(json!({"policies": ["app-read"]}));
+    assert_eq!(server.client_with(&t).get("secret/data/app/db").0, 200);
+    drop(server);
+
+    // A bad policy file stops the server with a message naming the file.
+    std::fs::write(
+        policies.path().join("broken.hcl"),
+        "path \"x\" { capabilities = [\"raed\"] }",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secretvault-operator"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .arg("--policy-dir")
+        .arg(policies.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.hcl") && stderr.contains("invalid capability"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn audit_log_can_go_to_stdout() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_secretvault-operator"))
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--audit-log",
+            "stdout",
+            "--root-token",
+            ROOT,
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let url = loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        if let Some(u) = line.trim().strip_prefix("API address:") {
+            break u.trim().to_string();
+        }
+    };
+    Client::new(&url, ROOT).post(
+        "secret/data/stdout-test",
+        json!({"data": {"password": "shown-nowhere"}}),
+    );
+    let mut audit_lines = Vec::new();
+    while audit_lines.len() < 2 {
+        let line = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        if line.starts_with('{') {
+            audit_lines.push(line);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let entry: Value = serde_json::from_str(&audit_lines[0]).unwrap();
+    assert_eq!(entry["type"], "request");
+    assert_eq!(entry["request"]["path"], "secret/data/stdout-test");
+    assert!(audit_lines.iter().all(|l| !l.contains("shown-nowhere")));
+}
