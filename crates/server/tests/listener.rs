@@ -86,7 +86,10 @@ async fn tls_serves_and_reloads_certificates() {
         ..ServerConfig::default()
     };
     let mut server = start(config).await;
-    assert_eq!(presented_cert(server.addr, &[first.clone()]).await, first);
+    assert_eq!(
+        presented_cert(server.addr, std::slice::from_ref(&first)).await,
+        first
+    );
 
     // A Vault client over HTTPS, trusting only this certificate.
     let client = reqwest::Client::builder()
