@@ -14,12 +14,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use serde_json::{Map, Value, json};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::logical::{Operation, format_time};
 
+mod encode;
 mod sink;
 mod verify;
 
@@ -45,7 +47,7 @@ pub struct AuditAuth {
 
 /// A request, with raw values; the broker does all the hashing.
 #[derive(Debug, Clone)]
-pub struct AuditRequest {
+pub struct AuditRequest<'a> {
     pub id: String,
     pub operation: Operation,
     pub path: String,
@@ -54,17 +56,18 @@ pub struct AuditRequest {
     pub mount_accessor: String,
     pub client_token: Option<String>,
     pub client_token_accessor: Option<String>,
-    pub data: Option<Value>,
+    /// The request body (or query parameters), borrowed: it is serialised, hashed, once per device.
+    pub data: Option<&'a serde_json::Map<String, Value>>,
     pub remote_address: Option<String>,
     pub remote_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct AuditResponse {
+pub struct AuditResponse<'a> {
     pub status: u16,
     /// Set when the response issues a token (login, token create).
     pub auth: Option<AuditAuth>,
-    pub data: Option<Value>,
+    pub data: Option<&'a Value>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
 }
@@ -118,7 +121,9 @@ struct ChainState {
 struct Device {
     path: String,
     file_path: String,
-    salt: Zeroizing<[u8; 32]>,
+    /// HMAC-SHA256 keyed with the device's salt once; cloned for each value so the key
+    /// schedule is not recomputed on the hot path.
+    mac: Hmac<Sha256>,
     hmac_accessor: bool,
     log_raw: bool,
     state: Mutex<ChainState>,
@@ -126,156 +131,24 @@ struct Device {
 
 impl Device {
     fn hash(&self, value: &str) -> String {
-        hash_with_salt(&self.salt, value)
+        self.hash_str(value).as_str().to_string()
     }
 
-    fn hash_opt(&self, value: Option<&str>) -> Option<String> {
-        value.map(|v| {
-            if self.log_raw {
-                v.to_string()
-            } else {
-                self.hash(v)
-            }
-        })
-    }
-
-    fn accessor(&self, value: Option<&str>) -> Option<String> {
-        value.map(|v| {
-            if self.log_raw || !self.hmac_accessor {
-                v.to_string()
-            } else {
-                self.hash(v)
-            }
-        })
-    }
-
-    /// Replaces every string inside `value` by its HMAC (map keys stay readable).
-    fn hash_value(&self, value: &Value) -> Value {
-        if self.log_raw {
-            return value.clone();
+    /// Appends one entry: serialised, `prev_hash` added, then a newline. The chain only
+    /// advances when the write succeeded.
+    fn append(&self, entry: &encode::EntryOut<'_>) -> std::io::Result<()> {
+        let mut line = Vec::with_capacity(2048);
+        serde_json::to_writer(&mut line, entry).map_err(std::io::Error::other)?;
+        // Reopen the object to add the chain link last (serialisation happens outside the lock).
+        if line.pop() != Some(b'}') {
+            return Err(std::io::Error::other(
+                "audit entry did not serialise to a JSON object",
+            ));
         }
-        match value {
-            Value::String(s) => Value::String(self.hash(s)),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.hash_value(v)).collect()),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), self.hash_value(v)))
-                    .collect(),
-            ),
-            other => other.clone(),
-        }
-    }
-
-    fn auth_json(&self, auth: Option<&AuditAuth>) -> Value {
-        let Some(a) = auth else {
-            return json!({ "token_type": "default" });
-        };
-        let mut out = Map::new();
-        if let Some(t) = self.hash_opt(a.client_token.as_deref()) {
-            out.insert("client_token".into(), Value::String(t));
-        }
-        if let Some(t) = self.accessor(a.accessor.as_deref()) {
-            out.insert("accessor".into(), Value::String(t));
-        }
-        if !a.display_name.is_empty() {
-            out.insert("display_name".into(), Value::String(a.display_name.clone()));
-        }
-        out.insert("policies".into(), json!(a.policies));
-        out.insert("token_policies".into(), json!(a.token_policies));
-        if !a.identity_policies.is_empty() {
-            out.insert("identity_policies".into(), json!(a.identity_policies));
-        }
-        if !a.metadata.is_empty() {
-            let metadata: Map<String, Value> = a
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            out.insert("metadata".into(), self.hash_value(&Value::Object(metadata)));
-        }
-        if !a.entity_id.is_empty() {
-            out.insert("entity_id".into(), Value::String(a.entity_id.clone()));
-        }
-        out.insert("token_type".into(), Value::String(a.token_type.clone()));
-        if a.token_ttl > 0 {
-            out.insert("token_ttl".into(), json!(a.token_ttl));
-        }
-        if let Some(t) = &a.token_issue_time {
-            out.insert("token_issue_time".into(), Value::String(t.clone()));
-        }
-        if let Some(n) = a.remaining_uses {
-            out.insert("remaining_uses".into(), json!(n));
-        }
-        Value::Object(out)
-    }
-
-    fn request_json(&self, req: &AuditRequest) -> Value {
-        let mut out = Map::new();
-        out.insert("id".into(), Value::String(req.id.clone()));
-        out.insert(
-            "operation".into(),
-            Value::String(req.operation.as_str().into()),
-        );
-        if !req.mount_point.is_empty() {
-            out.insert("mount_point".into(), Value::String(req.mount_point.clone()));
-            out.insert("mount_type".into(), Value::String(req.mount_type.clone()));
-            out.insert(
-                "mount_accessor".into(),
-                Value::String(req.mount_accessor.clone()),
-            );
-        }
-        if let Some(t) = self.hash_opt(req.client_token.as_deref()) {
-            out.insert("client_token".into(), Value::String(t));
-        }
-        if let Some(t) = self.accessor(req.client_token_accessor.as_deref()) {
-            out.insert("client_token_accessor".into(), Value::String(t));
-        }
-        out.insert("namespace".into(), json!({ "id": "root" }));
-        out.insert("path".into(), Value::String(req.path.clone()));
-        if let Some(data) = &req.data {
-            out.insert("data".into(), self.hash_value(data));
-        }
-        if let Some(addr) = &req.remote_address {
-            out.insert("remote_address".into(), Value::String(addr.clone()));
-        }
-        if let Some(port) = req.remote_port {
-            out.insert("remote_port".into(), json!(port));
-        }
-        Value::Object(out)
-    }
-
-    fn response_json(&self, req: &AuditRequest, resp: &AuditResponse) -> Value {
-        let mut out = Map::new();
-        if !req.mount_point.is_empty() {
-            out.insert("mount_point".into(), Value::String(req.mount_point.clone()));
-            out.insert("mount_type".into(), Value::String(req.mount_type.clone()));
-            out.insert(
-                "mount_accessor".into(),
-                Value::String(req.mount_accessor.clone()),
-            );
-        }
-        out.insert("status_code".into(), json!(resp.status));
-        if let Some(auth) = &resp.auth {
-            out.insert("auth".into(), self.auth_json(Some(auth)));
-        }
-        if let Some(data) = &resp.data {
-            out.insert("data".into(), self.hash_value(data));
-        }
-        if !resp.warnings.is_empty() {
-            out.insert("warnings".into(), json!(resp.warnings));
-        }
-        Value::Object(out)
-    }
-
-    /// Appends one entry: the entry object with `prev_hash` added, then a newline.
-    /// The chain only advances when the write succeeded.
-    fn append(&self, mut entry: Map<String, Value>) -> std::io::Result<()> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        entry.insert(
-            "prev_hash".into(),
-            Value::String(format!("sha256:{}", hex::encode(state.prev_hash))),
-        );
-        let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
+        line.extend_from_slice(b",\"prev_hash\":\"sha256:");
+        line.extend_from_slice(crate::util::hex(&state.prev_hash).as_bytes());
+        line.extend_from_slice(b"\"}");
         let hash: [u8; 32] = Sha256::digest(&line).into();
         line.push(b'\n');
         state.sink.write_line(&line)?;
@@ -284,11 +157,17 @@ impl Device {
     }
 }
 
+fn keyed_mac(salt: &[u8; 32]) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length, so this cannot fail.
+    <Hmac<Sha256> as Mac>::new_from_slice(salt)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
+}
+
 /// `hmac-sha256:<hex>` of `value` under `salt`, as Vault writes it.
 pub fn hash_with_salt(salt: &[u8; 32], value: &str) -> String {
     format!(
         "hmac-sha256:{}",
-        hex::encode(crate::crypto::hmac_sha256(salt, value.as_bytes()))
+        crate::util::hex(&crate::crypto::hmac_sha256(salt, value.as_bytes()))
     )
 }
 
@@ -349,7 +228,7 @@ impl AuditBroker {
         let device = Device {
             path: cfg.path,
             file_path,
-            salt: cfg.salt,
+            mac: keyed_mac(&cfg.salt),
             hmac_accessor: cfg.hmac_accessor,
             log_raw: cfg.log_raw,
             state: Mutex::new(ChainState { sink, prev_hash }),
@@ -362,7 +241,7 @@ impl AuditBroker {
         let device = Device {
             path: path.to_string(),
             file_path: "custom".into(),
-            salt: Zeroizing::new(salt),
+            mac: keyed_mac(&salt),
             hmac_accessor: true,
             log_raw: false,
             state: Mutex::new(ChainState {
@@ -411,7 +290,13 @@ impl AuditBroker {
             .map(|d| d.hash(input))
     }
 
-    fn record(&self, build: impl Fn(&Device) -> Map<String, Value>) -> Result<(), AuditError> {
+    fn record(
+        &self,
+        kind: &'static str,
+        auth: Option<&AuditAuth>,
+        req: &AuditRequest<'_>,
+        resp: Option<&AuditResponse<'_>>,
+    ) -> Result<(), AuditError> {
         let devices: Vec<Arc<Device>> = self
             .devices
             .read()
@@ -420,9 +305,18 @@ impl AuditBroker {
         if devices.is_empty() {
             return Ok(());
         }
+        let time = format_time(&chrono::Utc::now());
         let mut recorded = false;
         for device in &devices {
-            match device.append(build(device)) {
+            let entry = encode::EntryOut {
+                time: &time,
+                kind,
+                auth,
+                request: req,
+                response: resp,
+                device,
+            };
+            match device.append(&entry) {
                 Ok(()) => recorded = true,
                 Err(e) => {
                     tracing::error!(device = %device.path, error = %e, "audit device failed to record an entry")
@@ -439,38 +333,18 @@ impl AuditBroker {
     pub fn log_request(
         &self,
         auth: Option<&AuditAuth>,
-        req: &AuditRequest,
+        req: &AuditRequest<'_>,
     ) -> Result<(), AuditError> {
-        let time = format_time(&chrono::Utc::now());
-        self.record(|device| {
-            let mut entry = Map::new();
-            entry.insert("time".into(), Value::String(time.clone()));
-            entry.insert("type".into(), Value::String("request".into()));
-            entry.insert("auth".into(), device.auth_json(auth));
-            entry.insert("request".into(), device.request_json(req));
-            entry
-        })
+        self.record("request", auth, req, None)
     }
 
     pub fn log_response(
         &self,
         auth: Option<&AuditAuth>,
-        req: &AuditRequest,
-        resp: &AuditResponse,
+        req: &AuditRequest<'_>,
+        resp: &AuditResponse<'_>,
     ) -> Result<(), AuditError> {
-        let time = format_time(&chrono::Utc::now());
-        self.record(|device| {
-            let mut entry = Map::new();
-            entry.insert("time".into(), Value::String(time.clone()));
-            entry.insert("type".into(), Value::String("response".into()));
-            entry.insert("auth".into(), device.auth_json(auth));
-            entry.insert("request".into(), device.request_json(req));
-            entry.insert("response".into(), device.response_json(req, resp));
-            if let Some(error) = &resp.error {
-                entry.insert("error".into(), Value::String(error.clone()));
-            }
-            entry
-        })
+        self.record("response", auth, req, Some(resp))
     }
 }
 

@@ -34,7 +34,14 @@ fn auth() -> AuditAuth {
     }
 }
 
-fn request(secret: &str) -> AuditRequest {
+fn body(secret: &str) -> serde_json::Map<String, serde_json::Value> {
+    json!({"data": {"password": secret, "nested": [secret, 5]}})
+        .as_object()
+        .cloned()
+        .unwrap()
+}
+
+fn request(body: &serde_json::Map<String, serde_json::Value>) -> AuditRequest<'_> {
     AuditRequest {
         id: "req-1".into(),
         operation: Operation::Update,
@@ -44,22 +51,23 @@ fn request(secret: &str) -> AuditRequest {
         mount_accessor: "kv_1".into(),
         client_token: Some("svs.the-token".into()),
         client_token_accessor: Some("the-accessor".into()),
-        data: Some(json!({"data": {"password": secret, "nested": [secret, 5]}})),
+        data: Some(body),
         remote_address: Some("127.0.0.1".into()),
         remote_port: Some(5000),
     }
 }
 
 fn log_pair(broker: &AuditBroker, secret: &str) {
-    broker.log_request(Some(&auth()), &request(secret)).unwrap();
+    let body = body(secret);
+    let req = request(&body);
+    broker.log_request(Some(&auth()), &req).unwrap();
+    let data = json!({"data": {"password": secret}});
     let response = AuditResponse {
         status: 200,
-        data: Some(json!({"data": {"password": secret}})),
+        data: Some(&data),
         ..Default::default()
     };
-    broker
-        .log_response(Some(&auth()), &request(secret), &response)
-        .unwrap();
+    broker.log_response(Some(&auth()), &req, &response).unwrap();
 }
 
 #[test]
@@ -265,18 +273,20 @@ impl Sink for MemorySink {
 fn fails_closed_only_when_no_device_records() {
     let broker = AuditBroker::new();
     assert!(
-        broker.log_request(None, &request("x")).is_ok(),
+        broker.log_request(None, &request(&body("x"))).is_ok(),
         "no devices: nothing to fail"
     );
     broker.enable_sink("broken/", Box::new(FailingSink), [1; 32]);
     assert!(matches!(
-        broker.log_request(Some(&auth()), &request("x")),
+        broker.log_request(Some(&auth()), &request(&body("x"))),
         Err(AuditError::NoDeviceRecorded)
     ));
     let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
     broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
     assert!(
-        broker.log_request(Some(&auth()), &request("x")).is_ok(),
+        broker
+            .log_request(Some(&auth()), &request(&body("x")))
+            .is_ok(),
         "one working device is enough"
     );
     let recorded = buffer.lock().unwrap().clone();
@@ -295,7 +305,9 @@ fn denied_requests_are_recorded_without_auth() {
         error: Some("permission denied".into()),
         ..Default::default()
     };
-    broker.log_response(None, &request("x"), &response).unwrap();
+    broker
+        .log_response(None, &request(&body("x")), &response)
+        .unwrap();
     let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
     let entry: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
     assert_eq!(entry["auth"], json!({"token_type": "default"}));

@@ -41,7 +41,7 @@ pub enum VerifyError {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    format!("sha256:{}", crate::util::hex(&Sha256::digest(bytes)))
 }
 
 /// Checks that every line's `prev_hash` is the SHA-256 of the line before it.

