@@ -160,7 +160,7 @@ fn missing_keys_follow_error_on_missing_key() {
     let err = render_with(&mut src, text, &opts).unwrap_err();
     assert_eq!(
         err.to_string(),
-        r#"template: t:1:32: executing "t" at <.Data.data.b>: map has no entry for key "b""#
+        r#"template: t:1:29: executing "t" at <.Data.data.b>: map has no entry for key "b""#
     );
 }
 

@@ -255,7 +255,7 @@ impl<'t, 's> State<'t, 's> {
         let mut iterations: Vec<(Slot, Slot)> = Vec::new();
         let mut lazy_int: Option<i64> = None;
         match &val {
-            Value::Int(n) => {
+            Value::Int(n) | Value::Int64(n) => {
                 if decl > 1 {
                     return Err(self.errorf(format!(
                         "can't use {} to iterate over more than one variable",
@@ -574,7 +574,7 @@ impl<'t, 's> State<'t, 's> {
         match name {
             "String" => Ok(Value::str(n)),
             "Int64" => match n.parse::<i64>() {
-                Ok(i) => Ok(Value::Int(i)),
+                Ok(i) => Ok(Value::Int64(i)),
                 Err(e) => {
                     let why = match e.kind() {
                         std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {

@@ -284,7 +284,7 @@ fn join(st: &mut State<'_, '_>, a: Vec<Value>) -> Res {
 /// consul-template's `in(l, v)`: element or substring membership with Go type equality.
 fn contains(l: &Value, v: &Value) -> bool {
     let same = |e: &Value| match (e, v) {
-        (Value::Int(a), Value::Int(b)) => a == b,
+        (Value::Int(a) | Value::Int64(a), Value::Int(b) | Value::Int64(b)) => a == b,
         (Value::Float(a), Value::Float(b)) => a == b,
         (Value::Str(a), Value::Str(b)) | (Value::Number(a), Value::Number(b)) => a == b,
         _ => false,
@@ -324,7 +324,7 @@ enum Kind {
 fn basic_kind(v: &Value) -> Kind {
     match v {
         Value::Bool(_) => Kind::Bool,
-        Value::Int(_) => Kind::Int,
+        Value::Int(_) | Value::Int64(_) => Kind::Int,
         Value::Float(_) => Kind::Float,
         Value::Str(_) | Value::Number(_) => Kind::String,
         _ => Kind::Invalid,
@@ -367,7 +367,7 @@ fn eq(a1: &Value, rest: &[Value]) -> Result<bool, String> {
         } else {
             match (a1, a) {
                 (Value::Bool(x), Value::Bool(y)) => x == y,
-                (Value::Int(x), Value::Int(y)) => x == y,
+                _ if k1 == Kind::Int => a1.as_int() == a.as_int(),
                 (Value::Float(x), Value::Float(y)) => x == y,
                 _ if k1 == Kind::String => a1.as_go_string() == a.as_go_string(),
                 _ => {
@@ -420,7 +420,7 @@ fn lt(a1: &Value, a2: &Value) -> Result<bool, String> {
         ));
     }
     Ok(match (a1, a2) {
-        (Value::Int(x), Value::Int(y)) => x < y,
+        _ if k1 == Kind::Int => a1.as_int() < a2.as_int(),
         (Value::Float(x), Value::Float(y)) => x < y,
         _ if k1 == Kind::String => a1.as_go_string() < a2.as_go_string(),
         _ => return Err("invalid type for comparison".into()),
@@ -478,7 +478,7 @@ fn len_fn(_: &mut State<'_, '_>, a: Vec<Value>) -> Res {
 
 fn index_arg(idx: &Value, cap: usize) -> Result<usize, String> {
     match ind(idx) {
-        Value::Int(x) => {
+        Value::Int(x) | Value::Int64(x) => {
             if *x < 0 || *x as u64 > cap as u64 {
                 Err(format!("index out of range: {x}"))
             } else {

@@ -484,7 +484,7 @@ impl Printer {
                 'v' | 't' => self.pad(if *b { "true" } else { "false" }),
                 _ => self.bad_verb(verb, v),
             },
-            Value::Int(i) => self.fmt_integer(*i, verb, v),
+            Value::Int(i) | Value::Int64(i) => self.fmt_integer(*i, verb, v),
             Value::Float(x) => self.fmt_float(*x, verb, v),
             Value::Str(s) | Value::Number(s) => self.fmt_string(s, verb, v),
             Value::Map(m) => {
@@ -670,7 +670,7 @@ fn arg_number(c: &mut ArgCursor, format: &[u8], i: usize, nargs: usize) -> (usiz
 fn int_from_arg(args: &[Value], c: &mut ArgCursor) -> (Option<i64>, bool) {
     if c.num < args.len() {
         let n = match &args[c.num] {
-            Value::Int(i) if i.unsigned_abs() <= TOO_LARGE as u64 => Some(*i),
+            Value::Int(i) | Value::Int64(i) if i.unsigned_abs() <= TOO_LARGE as u64 => Some(*i),
             _ => None,
         };
         c.num += 1;

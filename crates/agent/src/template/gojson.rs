@@ -20,7 +20,7 @@ fn encode(out: &mut String, v: &Value, html: bool) {
     match v {
         Value::Invalid | Value::Nil | Value::NilPtr(_) => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => out.push_str(&i.to_string()),
+        Value::Int(i) | Value::Int64(i) => out.push_str(&i.to_string()),
         Value::Float(f) => out.push_str(&json_float(*f)),
         Value::Number(n) => out.push_str(if n.is_empty() { "0" } else { n }),
         Value::Str(s) => encode_string(out, s, html),

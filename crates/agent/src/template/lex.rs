@@ -666,7 +666,7 @@ mod tests {
                 (T::Number, "3".into()),
                 (T::RightDelim, "}}".into()),
                 (T::Text, "b".into()),
-                (T::Eof, "EOF".into()),
+                (T::Eof, String::new()),
             ]
         );
         // "{{-3}}" is the number -3, not a trim marker.
@@ -678,7 +678,7 @@ mod tests {
         assert_eq!(lex_all("x {{- /* c */ -}} y"), vec![
             (T::Text, "x".into()),
             (T::Text, "y".into()),
-            (T::Eof, "EOF".into())
+            (T::Eof, String::new())
         ]);
         assert_eq!(lex_all("{{/* c"), vec![(T::Error, "unclosed comment".into())]);
         assert_eq!(lex_all("{{ 'a }}").last().map(|i| i.1.clone()), Some("unterminated character constant".into()));

@@ -44,7 +44,6 @@ pub(crate) struct Variable {
 
 #[derive(Debug)]
 pub(crate) struct Command {
-    pub pos: usize,
     pub args: Vec<Arg>,
 }
 
@@ -538,8 +537,8 @@ impl<'a> Parser<'a> {
     }
 
     fn command(&mut self) -> PResult<Command> {
-        let pos = self.peek_non_space().pos;
-        let mut cmd = Command { pos, args: Vec::new() };
+        self.peek_non_space();
+        let mut cmd = Command { args: Vec::new() };
         loop {
             self.peek_non_space();
             if let Some(operand) = self.operand()? {

@@ -23,6 +23,8 @@ pub(crate) enum Value {
     Nil,
     Bool(bool),
     Int(i64),
+    /// `int64`, which `json.Number.Int64` returns; behaves as `Int` but prints its type.
+    Int64(i64),
     Float(f64),
     Str(Rc<str>),
     /// `json.Number`: a string-kinded Go type, so it prints as its text and compares
@@ -94,6 +96,7 @@ impl Value {
             Value::Nil => "interface {}",
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
+            Value::Int64(_) => "int64",
             Value::Float(_) => "float64",
             Value::Str(_) => "string",
             Value::Number(_) => "json.Number",
@@ -103,6 +106,14 @@ impl Value {
             Value::Secret(_) => SECRET_TYPE,
             Value::Auth(_) => AUTH_TYPE,
             Value::NilPtr(t) => t,
+        }
+    }
+
+    /// The integer of an integer-kinded value (`int` or `int64`).
+    pub(crate) fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) | Value::Int64(i) => Some(*i),
+            _ => None,
         }
     }
 
@@ -119,7 +130,7 @@ impl Value {
         match self {
             Value::Invalid | Value::Nil | Value::NilPtr(_) => false,
             Value::Bool(b) => *b,
-            Value::Int(i) => *i != 0,
+            Value::Int(i) | Value::Int64(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
             Value::Str(s) | Value::Number(s) => !s.is_empty(),
             Value::Map(m) => !m.is_empty(),
