@@ -38,8 +38,11 @@ use std::collections::BTreeSet;
 pub fn render_env_file(data: &serde_json::Map<String, serde_json::Value>) -> String {
     let mut keys: Vec<&String> = data.keys().collect();
     keys.sort();
-    let mut taken: BTreeSet<String> =
-        keys.iter().filter(|k| is_shell_name(k)).map(|k| k.to_string()).collect();
+    let mut taken: BTreeSet<String> = keys
+        .iter()
+        .filter(|k| is_shell_name(k))
+        .map(|k| k.to_string())
+        .collect();
     let mut out = String::new();
     for key in keys {
         let name = if is_shell_name(key) {
@@ -75,8 +78,16 @@ pub fn is_shell_name(s: &str) -> bool {
 }
 
 fn shell_name_for(key: &str) -> String {
-    let mut name: String =
-        key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    let mut name: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
         name.insert(0, '_');
     }
@@ -123,7 +134,11 @@ fn canonical_json(v: &serde_json::Value) -> String {
             serde_json::Value::Object(m) => {
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
-                serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
             }
             serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
             v => v.clone(),
@@ -147,7 +162,10 @@ mod tests {
     #[test]
     fn quoting_schemes() {
         assert_eq!(render(json!({"A": "plain"})), "A=\"plain\"\n");
-        assert_eq!(render(json!({"A": "a\"b$c\\d\ne"})), "A=\"a\\\"b\\$c\\\\d\ne\"\n");
+        assert_eq!(
+            render(json!({"A": "a\"b$c\\d\ne"})),
+            "A=\"a\\\"b\\$c\\\\d\ne\"\n"
+        );
         assert_eq!(render(json!({"A": "run `x` $y"})), "A='run `x` $y'\n");
         assert_eq!(render(json!({"A": "it's `x`"})), "A=\"it's \\`x\\`\"\n");
         assert_eq!(render(json!({"A": "ends\\"})), "A=\"ends\\\\\"\n");

@@ -33,7 +33,10 @@ fn nasty_values() -> Vec<(&'static str, &'static str)> {
 }
 
 fn data() -> serde_json::Map<String, serde_json::Value> {
-    nasty_values().into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+    nasty_values()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect()
 }
 
 fn bash_read(file: &std::path::Path, keys: &[&str]) -> Option<Vec<String>> {
@@ -41,10 +44,26 @@ fn bash_read(file: &std::path::Path, keys: &[&str]) -> Option<Vec<String>> {
         "set -a; . \"$1\" || exit 3; for k in {}; do printf '%s\\0' \"${{!k}}\"; done",
         keys.join(" ")
     );
-    let out = Command::new("bash").arg("-c").arg(script).arg("bash").arg(file).env_clear().output().ok()?;
-    assert!(out.status.success(), "bash failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg("bash")
+        .arg(file)
+        .env_clear()
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "bash failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    Some(text.split('\0').take(keys.len()).map(str::to_string).collect())
+    Some(
+        text.split('\0')
+            .take(keys.len())
+            .map(str::to_string)
+            .collect(),
+    )
 }
 
 #[test]
@@ -78,13 +97,27 @@ fn bash_reads_converted_names_and_json_values() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("env");
     std::fs::write(&file, render_env_file(&data)).unwrap();
-    let keys = ["db_password", "tls_crt", "_9lives", "port", "flags", "nothing"];
+    let keys = [
+        "db_password",
+        "tls_crt",
+        "_9lives",
+        "port",
+        "flags",
+        "nothing",
+    ];
     let Some(got) = bash_read(&file, &keys) else {
         return;
     };
     assert_eq!(
         got,
-        ["p@ss", "-----BEGIN-----\nabc\n-----END-----", "9", "5432", r#"{"a":[1,"x"],"b":true}"#, "null"]
+        [
+            "p@ss",
+            "-----BEGIN-----\nabc\n-----END-----",
+            "9",
+            "5432",
+            r#"{"a":[1,"x"],"b":true}"#,
+            "null"
+        ]
     );
 }
 
@@ -105,7 +138,10 @@ fn compose_parse(src: &str) -> Option<Vec<(String, String)>> {
         }
         let eq = rest.find(['=', ':'])?;
         let key = rest[..eq].trim_end().to_string();
-        if key.chars().any(|c| !(c.is_alphanumeric() || "_.-[]".contains(c))) {
+        if key
+            .chars()
+            .any(|c| !(c.is_alphanumeric() || "_.-[]".contains(c)))
+        {
             return None;
         }
         let val = rest[eq + 1..].trim_start_matches(is_space);
@@ -116,7 +152,11 @@ fn compose_parse(src: &str) -> Option<Vec<(String, String)>> {
         let b = val.as_bytes();
         let end = (1..b.len()).find(|&i| b[i] == quote as u8 && b[i - 1] != b'\\')?;
         let raw = &val[1..end];
-        let value = if quote == '"' { compose_unescape(raw)? } else { raw.to_string() };
+        let value = if quote == '"' {
+            compose_unescape(raw)?
+        } else {
+            raw.to_string()
+        };
         out.push((key, value));
         rest = &val[end + 1..];
     }
@@ -156,10 +196,9 @@ fn compose_unescape(raw: &str) -> Option<String> {
     let mut out = String::new();
     let mut chars = escaped.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '$' {
-            if chars.next() != Some('$') {
-                return None; // would be interpolated
-            }
+        // Any `$` not doubled would be interpolated.
+        if c == '$' && chars.next() != Some('$') {
+            return None;
         }
         out.push(c);
     }
@@ -168,7 +207,7 @@ fn compose_unescape(raw: &str) -> Option<String> {
 
 #[test]
 fn compose_reads_back_the_values_documented_as_compose_safe() {
-    let compose_safe = |v: &str| !v.ends_with('\\') && !(v.contains('`') && v.contains('\''));
+    let compose_safe = |v: &str| !(v.ends_with('\\') || v.contains('`') && v.contains('\''));
     let safe: serde_json::Map<String, serde_json::Value> = nasty_values()
         .into_iter()
         .filter(|(_, v)| compose_safe(v))
@@ -176,8 +215,10 @@ fn compose_reads_back_the_values_documented_as_compose_safe() {
         .collect();
     assert!(safe.len() >= nasty_values().len() - 2);
     let parsed = compose_parse(&render_env_file(&safe)).expect("compose would reject the file");
-    let mut want: Vec<(String, String)> =
-        safe.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+    let mut want: Vec<(String, String)> = safe
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
     want.sort();
     assert_eq!(parsed, want);
 }

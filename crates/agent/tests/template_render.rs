@@ -35,11 +35,18 @@ impl MapSource {
 impl SecretSource for MapSource {
     fn secret(&mut self, path: &str) -> Result<serde_json::Value, String> {
         self.reads.push(path.to_string());
-        self.secrets.get(path).cloned().ok_or_else(|| format!("no secret at {path}"))
+        self.secrets
+            .get(path)
+            .cloned()
+            .ok_or_else(|| format!("no secret at {path}"))
     }
 }
 
-fn render_with(src: &mut MapSource, text: &str, opts: &RenderOptions) -> Result<String, TemplateError> {
+fn render_with(
+    src: &mut MapSource,
+    text: &str,
+    opts: &RenderOptions,
+) -> Result<String, TemplateError> {
     Template::parse("t", text)?.render(src, opts)
 }
 
@@ -64,7 +71,10 @@ fn seed_template_renders_like_consul_template() {
         render(&mut src, SEED).unwrap(),
         "export ANTHROPIC_API_KEY=\"sk-ant\"\nexport OPENAI_API_KEY=\"sk-oai\"\nexport STRIPE_SECRET_KEY=\"sk_live\""
     );
-    assert_eq!(Template::parse("seed", SEED).unwrap().secret_paths(), vec!["secret/data/lobstack/api-keys"]);
+    assert_eq!(
+        Template::parse("seed", SEED).unwrap().secret_paths(),
+        vec!["secret/data/lobstack/api-keys"]
+    );
 }
 
 /// Outputs recorded from consul-template (bao agent 2.7.2) for the same data.
@@ -96,9 +106,12 @@ printf={{ printf "%v %d %q %s" .Data.data.n .Data.data.n .Data.data.s .Data.data
 #[test]
 fn secret_struct_prints_and_encodes_like_go() {
     let mut src = MapSource::kv("kv/data/x", json!({"a": "b"}));
-    let out = render(&mut src, r#"{{ with secret "kv/data/x" }}{{ . }}
+    let out = render(
+        &mut src,
+        r#"{{ with secret "kv/data/x" }}{{ . }}
 {{ printf "%+v" . }}
-{{ toJSON . }}{{ end }}"#)
+{{ toJSON . }}{{ end }}"#,
+    )
     .unwrap();
     assert_eq!(
         out,
@@ -141,14 +154,21 @@ fn go_truthiness_and_control_flow() {
     assert_eq!(out, "e:F f:F l:F m:F n:F t:T z:T zs:T ");
     let out = render(&mut src, "{{ range $i, $e := split \",\" \"a,b,c,d\" }}{{ if eq $e \"b\" }}{{ continue }}{{ end }}{{ if eq $e \"d\" }}{{ break }}{{ end }}{{ $i }}{{ $e }}{{ end }}").unwrap();
     assert_eq!(out, "0a2c");
-    let out = render(&mut src, "{{ if false }}a{{ else if 0 }}b{{ else if \"x\" }}c{{ else }}d{{ end }}").unwrap();
+    let out = render(
+        &mut src,
+        "{{ if false }}a{{ else if 0 }}b{{ else if \"x\" }}c{{ else }}d{{ end }}",
+    )
+    .unwrap();
     assert_eq!(out, "c");
 }
 
 #[test]
 fn env_function_uses_the_given_lookup() {
     let mut src = MapSource::default();
-    assert_eq!(render(&mut src, r#"{{ env "HOME" }}|{{ env "NOPE" }}"#).unwrap(), "/home/app|");
+    assert_eq!(
+        render(&mut src, r#"{{ env "HOME" }}|{{ env "NOPE" }}"#).unwrap(),
+        "/home/app|"
+    );
 }
 
 #[test]
@@ -156,7 +176,10 @@ fn missing_keys_follow_error_on_missing_key() {
     let mut src = MapSource::kv("s", json!({"a": "1"}));
     let text = r#"{{ with secret "s" }}{{ .Data.data.b }}{{ end }}"#;
     assert_eq!(render(&mut src, text).unwrap(), "<no value>");
-    let opts = RenderOptions { error_on_missing_key: true, ..RenderOptions::with_env::<[(&str, &str); 0], _, _>([]) };
+    let opts = RenderOptions {
+        error_on_missing_key: true,
+        ..RenderOptions::with_env::<[(&str, &str); 0], _, _>([])
+    };
     let err = render_with(&mut src, text, &opts).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -168,15 +191,30 @@ fn missing_keys_follow_error_on_missing_key() {
 fn errors_read_like_go() {
     let mut src = MapSource::kv("secret/data/t", json!({"n": 1, "s": "x"}));
     let cases = [
-        ("abc\n{{ .Data.data.x }", r#"template: t:2: unexpected "}" in operand"#),
-        ("{{ nosuch }}", r#"template: t:1: function "nosuch" not defined"#),
+        (
+            "abc\n{{ .Data.data.x }",
+            r#"template: t:2: unexpected "}" in operand"#,
+        ),
+        (
+            "{{ nosuch }}",
+            r#"template: t:1: function "nosuch" not defined"#,
+        ),
         ("{{ if true }}", "template: t:1: unexpected EOF"),
         ("{{ end }}", "template: t:1: unexpected {{end}}"),
         ("{{ $x }}", r#"template: t:1: undefined variable "$x""#),
         ("{{ break }}", "template: t:1: {{break}} outside {{range}}"),
-        ("{{ \"a\".b }}", r#"template: t:1: unexpected . after term "\"a\"""#),
-        ("{{ template \"x\" }}", "template: t:1: {{template}} is not supported by the secretvault agent's template engine"),
-        ("{{ 1 | 2 }}", "template: t:1: non executable command in pipeline stage 2"),
+        (
+            "{{ \"a\".b }}",
+            r#"template: t:1: unexpected . after term "\"a\"""#,
+        ),
+        (
+            "{{ template \"x\" }}",
+            "template: t:1: {{template}} is not supported by the secretvault agent's template engine",
+        ),
+        (
+            "{{ 1 | 2 }}",
+            "template: t:1: non executable command in pipeline stage 2",
+        ),
         ("{{ (1 }}", "template: t:1: unclosed left paren"),
         ("{{\n.x", "template: t:2: unclosed action started at t:1"),
         (
@@ -207,12 +245,30 @@ fn errors_read_like_go() {
             r#"{{ secret "nope" }}"#,
             r#"template: t:1:3: executing "t" at <secret>: error calling secret: vault.read(nope): no secret at nope"#,
         ),
-        ("{{ eq 1 \"a\" }}", r#"template: t:1:3: executing "t" at <eq>: error calling eq: incompatible types for comparison: int and string"#),
-        ("{{ index 1 2 }}", r#"template: t:1:3: executing "t" at <index>: error calling index: can't index item of type int"#),
-        ("{{ toUpper 3 }}", r#"template: t:1:11: executing "t" at <3>: expected string; found 3"#),
-        ("{{ base64Decode \"!!\" }}", r#"template: t:1:3: executing "t" at <base64Decode>: error calling base64Decode: base64Decode: illegal base64 data at input byte 0"#),
-        ("{{ nil }}", r#"template: t:1:3: executing "t" at <nil>: nil is not a command"#),
-        ("{{ range 1.5 }}{{ end }}", r#"template: t:1:9: executing "t" at <1.5>: range can't iterate over 1.5"#),
+        (
+            "{{ eq 1 \"a\" }}",
+            r#"template: t:1:3: executing "t" at <eq>: error calling eq: incompatible types for comparison: int and string"#,
+        ),
+        (
+            "{{ index 1 2 }}",
+            r#"template: t:1:3: executing "t" at <index>: error calling index: can't index item of type int"#,
+        ),
+        (
+            "{{ toUpper 3 }}",
+            r#"template: t:1:11: executing "t" at <3>: expected string; found 3"#,
+        ),
+        (
+            "{{ base64Decode \"!!\" }}",
+            r#"template: t:1:3: executing "t" at <base64Decode>: error calling base64Decode: base64Decode: illegal base64 data at input byte 0"#,
+        ),
+        (
+            "{{ nil }}",
+            r#"template: t:1:3: executing "t" at <nil>: nil is not a command"#,
+        ),
+        (
+            "{{ range 1.5 }}{{ end }}",
+            r#"template: t:1:9: executing "t" at <1.5>: range can't iterate over 1.5"#,
+        ),
     ];
     for (text, want) in cases {
         let got = render(&mut src, text).map_err(|e| e.to_string());
@@ -224,28 +280,104 @@ fn errors_read_like_go() {
 fn hostile_templates_hit_limits_not_the_stack() {
     let mut src = MapSource::default();
     let deep_parens = format!("{{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000));
-    assert!(Template::parse("d", &deep_parens).unwrap_err().to_string().contains("max expression depth exceeded"));
+    assert!(
+        Template::parse("d", &deep_parens)
+            .unwrap_err()
+            .to_string()
+            .contains("max expression depth exceeded")
+    );
     let deep_ifs = format!("{}x{}", "{{ if 1 }}".repeat(5000), "{{ end }}".repeat(5000));
-    assert!(Template::parse("d", &deep_ifs).unwrap_err().to_string().contains("nested more than"));
-    let opts = RenderOptions { max_output_bytes: 1000, ..RenderOptions::default() };
+    assert!(
+        Template::parse("d", &deep_ifs)
+            .unwrap_err()
+            .to_string()
+            .contains("nested more than")
+    );
+    let opts = RenderOptions {
+        max_output_bytes: 1000,
+        ..RenderOptions::default()
+    };
     let err = render_with(&mut src, "{{ range 100000 }}xxxxxxxxxx{{ end }}", &opts).unwrap_err();
     assert!(matches!(err, TemplateError::Limit { .. }), "{err}");
     let err = render(&mut src, "{{ range 1000000000 }}{{ end }}").unwrap_err();
     assert!(err.to_string().contains("steps of work"), "{err}");
-    let err = render_with(&mut src, r#"{{ $x := "ab" }}{{ range 64 }}{{ $x = printf "%s%s" $x $x }}{{ end }}"#, &opts)
-        .unwrap_err();
+    let err = render_with(
+        &mut src,
+        r#"{{ $x := "ab" }}{{ range 64 }}{{ $x = printf "%s%s" $x $x }}{{ end }}"#,
+        &opts,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("output limit"), "{err}");
-    let err = render_with(&mut src, r#"{{ replaceAll "" "0123456789" (printf "%900s" "") }}"#, &opts).unwrap_err();
-    assert!(err.to_string().contains("more than the output limit"), "{err}");
+    let err = render_with(
+        &mut src,
+        r#"{{ replaceAll "" "0123456789" (printf "%900s" "") }}"#,
+        &opts,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("more than the output limit"),
+        "{err}"
+    );
     assert!(Template::parse("big", &"x".repeat(2 << 20)).is_err());
 }
 
 fn arb_template() -> impl Strategy<Value = String> {
     let atoms = prop::sample::select(vec![
-        "{{", "}}", "{{- ", " -}}", " ", "\n", ".", ".Data", ".data", ".a", "$", "$x", ":=", "=", "|", "(", ")",
-        "\"s\"", "`r`", "1", "-1", "1.5", "0x1f", "'c'", "nil", "true", "if", "else", "end", "with", "range",
-        "break", "continue", "secret", "\"kv\"", "printf", "\"%d%s%v%q\"", "toJSON", "index", "len", "eq",
-        "and", "or", "not", "slice", "split", "join", "\",\"", "replaceAll", "/*", "*/", ",", "x", "é", "\\",
+        "{{",
+        "}}",
+        "{{- ",
+        " -}}",
+        " ",
+        "\n",
+        ".",
+        ".Data",
+        ".data",
+        ".a",
+        "$",
+        "$x",
+        ":=",
+        "=",
+        "|",
+        "(",
+        ")",
+        "\"s\"",
+        "`r`",
+        "1",
+        "-1",
+        "1.5",
+        "0x1f",
+        "'c'",
+        "nil",
+        "true",
+        "if",
+        "else",
+        "end",
+        "with",
+        "range",
+        "break",
+        "continue",
+        "secret",
+        "\"kv\"",
+        "printf",
+        "\"%d%s%v%q\"",
+        "toJSON",
+        "index",
+        "len",
+        "eq",
+        "and",
+        "or",
+        "not",
+        "slice",
+        "split",
+        "join",
+        "\",\"",
+        "replaceAll",
+        "/*",
+        "*/",
+        ",",
+        "x",
+        "é",
+        "\\",
     ]);
     prop::collection::vec(atoms, 0..40).prop_map(|v| v.concat())
 }

@@ -42,7 +42,11 @@ fn write_secret(bao: &BaoDev, path: &str, data: serde_json::Value) {
         .json(&json!({ "data": data }))
         .send()
         .unwrap();
-    assert!(resp.status().is_success(), "writing {path}: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "writing {path}: {}",
+        resp.status()
+    );
 }
 
 const SEED: &str = r#"{{- with secret "secret/data/lobstack/api-keys" -}}
@@ -231,19 +235,34 @@ fn templates_render_exactly_like_bao_agent() {
         std::fs::write(dir.path().join(format!("{name}.tpl")), text).unwrap();
     }
     let out = run_bao_agent(&bao, dir.path(), &names);
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "bao agent failed ({}):\n{log}", out.status);
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "bao agent failed ({}):\n{log}",
+        out.status
+    );
 
-    let mut source = HttpSource { client: reqwest::blocking::Client::new(), url: bao.url() };
+    let mut source = HttpSource {
+        client: reqwest::blocking::Client::new(),
+        url: bao.url(),
+    };
     let opts = RenderOptions::with_env([("SV_TEMPLATE_TEST_VAR", "from the agent's environment")]);
     let mut mismatches = Vec::new();
     for (name, text) in &templates {
         let expected = std::fs::read_to_string(dir.path().join(format!("{name}.out")))
             .unwrap_or_else(|e| panic!("bao agent wrote no output for {name}: {e}\n{log}"));
         let tmpl = Template::parse(name, text).unwrap_or_else(|e| panic!("{e}"));
-        let got = tmpl.render(&mut source, &opts).unwrap_or_else(|e| panic!("{e}"));
+        let got = tmpl
+            .render(&mut source, &opts)
+            .unwrap_or_else(|e| panic!("{e}"));
         if got != expected {
-            mismatches.push(format!("template {name}:\n  bao agent: {expected:?}\n  ours:      {got:?}"));
+            mismatches.push(format!(
+                "template {name}:\n  bao agent: {expected:?}\n  ours:      {got:?}"
+            ));
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));

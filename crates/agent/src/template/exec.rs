@@ -103,7 +103,10 @@ pub(crate) fn execute(
 }
 
 fn err_limit(tmpl: &Template, message: String) -> TemplateError {
-    TemplateError::Limit { template: tmpl.name.clone(), message }
+    TemplateError::Limit {
+        template: tmpl.name.clone(),
+        message,
+    }
 }
 
 impl<'t, 's> State<'t, 's> {
@@ -268,20 +271,30 @@ impl<'t, 's> State<'t, 's> {
                 for (i, e) in l.iter().enumerate() {
                     iterations.push((
                         Slot::concrete(Value::Int(i as i64)),
-                        Slot { v: e.clone(), iface: true },
+                        Slot {
+                            v: e.clone(),
+                            iface: true,
+                        },
                     ));
                 }
             }
             Value::StrList(l) => {
                 for (i, e) in l.iter().enumerate() {
-                    iterations
-                        .push((Slot::concrete(Value::Int(i as i64)), Slot::concrete(Value::str(e))));
+                    iterations.push((
+                        Slot::concrete(Value::Int(i as i64)),
+                        Slot::concrete(Value::str(e)),
+                    ));
                 }
             }
             Value::Map(m) => {
                 for (k, e) in m.iter() {
-                    iterations
-                        .push((Slot::concrete(Value::str(k)), Slot { v: e.clone(), iface: true }));
+                    iterations.push((
+                        Slot::concrete(Value::str(k)),
+                        Slot {
+                            v: e.clone(),
+                            iface: true,
+                        },
+                    ));
                 }
             }
             Value::Invalid => {}
@@ -298,7 +311,10 @@ impl<'t, 's> State<'t, 's> {
             ran = true;
             self.charge(1)?;
             let (index, elem) = match lazy_int {
-                Some(_) => (Slot::concrete(Value::Invalid), Slot::concrete(Value::Int(i))),
+                Some(_) => (
+                    Slot::concrete(Value::Invalid),
+                    Slot::concrete(Value::Int(i)),
+                ),
                 None => match iterations.get(i as usize) {
                     Some(pair) => pair.clone(),
                     None => break,
@@ -306,7 +322,11 @@ impl<'t, 's> State<'t, 's> {
             };
             if decl > 0 {
                 if r.pipe.is_assign {
-                    let v = if decl > 1 { index.clone() } else { elem.clone() };
+                    let v = if decl > 1 {
+                        index.clone()
+                    } else {
+                        elem.clone()
+                    };
                     self.set_var(&r.pipe.decl[0].ident[0], v)?;
                 } else {
                     self.set_top_var(1, elem.clone());
@@ -353,7 +373,8 @@ impl<'t, 's> State<'t, 's> {
             if pipe.is_assign {
                 self.set_var(&var.ident[0], Slot::concrete(value.clone()))?;
             } else {
-                self.vars.push((var.ident[0].clone(), Slot::concrete(value.clone())));
+                self.vars
+                    .push((var.ident[0].clone(), Slot::concrete(value.clone())));
             }
         }
         Ok(value)
@@ -396,7 +417,10 @@ impl<'t, 's> State<'t, 's> {
             Arg::Nil { .. } => Err(self.errorf("nil is not a command")),
             Arg::Number { .. } => self.ideal_constant(first),
             Arg::String { text, .. } => Ok(Value::str(text)),
-            _ => Err(self.errorf(format!("can't evaluate command {}", quote(&first.to_go_string(), false)))),
+            _ => Err(self.errorf(format!(
+                "can't evaluate command {}",
+                quote(&first.to_go_string(), false)
+            ))),
         }
     }
 
@@ -494,19 +518,26 @@ impl<'t, 's> State<'t, 's> {
         final_: Option<Value>,
         receiver: Slot,
     ) -> R<Slot> {
-        let typ = if receiver.iface { "interface {}" } else { receiver.v.type_name() };
+        let typ = if receiver.iface {
+            "interface {}"
+        } else {
+            receiver.v.type_name()
+        };
         let has_args = args.is_some_and(|a| a.len() > 1) || final_.is_some();
         match &receiver.v {
             Value::Invalid => {
                 if self.opts.error_on_missing_key {
-                    return Err(self.errorf(format!("nil data; no entry for key {}", quote(name, false))));
+                    return Err(
+                        self.errorf(format!("nil data; no entry for key {}", quote(name, false)))
+                    );
                 }
                 Ok(Slot::concrete(Value::Invalid))
             }
             Value::Nil => Err(self.errorf(format!("nil pointer evaluating interface {{}}.{name}"))),
             Value::Number(n) if matches!(name, "String" | "Int64" | "Float64") => {
                 let n = n.clone();
-                self.call_number_method(dot, &n, name, args, final_).map(Slot::concrete)
+                self.call_number_method(dot, &n, name, args, final_)
+                    .map(Slot::concrete)
             }
             Value::Secret(s) => match s.field(name) {
                 Some(v) if SECRET_FIELDS.contains(&name) => {
@@ -546,12 +577,17 @@ impl<'t, 's> State<'t, 's> {
                     return Err(self.errorf(format!("{name} is not a method but has arguments")));
                 }
                 match m.get(name) {
-                    Some(v) => Ok(Slot { v: v.clone(), iface: true }),
-                    None if self.opts.error_on_missing_key => Err(self.errorf(format!(
-                        "map has no entry for key {}",
-                        quote(name, false)
-                    ))),
-                    None => Ok(Slot { v: Value::Nil, iface: true }),
+                    Some(v) => Ok(Slot {
+                        v: v.clone(),
+                        iface: true,
+                    }),
+                    None if self.opts.error_on_missing_key => {
+                        Err(self.errorf(format!("map has no entry for key {}", quote(name, false))))
+                    }
+                    None => Ok(Slot {
+                        v: Value::Nil,
+                        iface: true,
+                    }),
                 }
             }
             _ => Err(self.errorf(format!("can't evaluate field {name} in type {typ}"))),
@@ -569,7 +605,9 @@ impl<'t, 's> State<'t, 's> {
     ) -> R<Value> {
         let given = args.map_or(0, |a| a.len().saturating_sub(1)) + usize::from(final_.is_some());
         if given != 0 {
-            return Err(self.errorf(format!("wrong number of args for {name}: want 0 got {given}")));
+            return Err(self.errorf(format!(
+                "wrong number of args for {name}: want 0 got {given}"
+            )));
         }
         match name {
             "String" => Ok(Value::str(n)),
@@ -577,9 +615,8 @@ impl<'t, 's> State<'t, 's> {
                 Ok(i) => Ok(Value::Int64(i)),
                 Err(e) => {
                     let why = match e.kind() {
-                        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
-                            "value out of range"
-                        }
+                        std::num::IntErrorKind::PosOverflow
+                        | std::num::IntErrorKind::NegOverflow => "value out of range",
                         _ => "invalid syntax",
                     };
                     Err(self.errorf(format!(
@@ -613,7 +650,11 @@ impl<'t, 's> State<'t, 's> {
         self.charge(1)?;
         let args: &'t [Arg] = args.map_or(&[], |a| a.get(1..).unwrap_or_default());
         let num_in = args.len() + usize::from(final_.is_some());
-        let num_fixed = if f.variadic.is_some() { f.fixed.len() } else { args.len() };
+        let num_fixed = if f.variadic.is_some() {
+            f.fixed.len()
+        } else {
+            args.len()
+        };
         if f.variadic.is_some() {
             if num_in < num_fixed {
                 return Err(self.errorf(format!(
@@ -657,7 +698,7 @@ impl<'t, 's> State<'t, 's> {
         }
         if let Some(fin) = final_ {
             let t = match f.variadic {
-                Some(vt) if num_in - 1 >= num_fixed => vt,
+                Some(vt) if num_in > num_fixed => vt,
                 _ => f.fixed.get(num_in - 1).copied().unwrap_or(P::Any),
             };
             argv.push(self.validate_type(fin, Some(t))?);
@@ -685,7 +726,9 @@ impl<'t, 's> State<'t, 's> {
             (Value::Invalid, None | Some(P::RVal)) => Ok(Value::Invalid),
             (Value::Invalid, Some(P::Any)) => Ok(Value::Nil),
             (Value::Invalid, Some(P::StrSlice)) => Ok(Value::StrList(Default::default())),
-            (Value::Invalid, Some(t)) => Err(self.errorf(format!("invalid value; expected {}", t.go_name()))),
+            (Value::Invalid, Some(t)) => {
+                Err(self.errorf(format!("invalid value; expected {}", t.go_name())))
+            }
             (v, None | Some(P::Any) | Some(P::RVal)) => Ok(v),
             (v @ Value::Str(_), Some(P::Str)) => Ok(v),
             (v @ Value::StrList(_), Some(P::StrSlice)) => Ok(v),

@@ -75,13 +75,28 @@ pub(crate) struct Func {
 use P::{Any, RVal, Str, StrSlice};
 
 const fn f(name: &'static str, fixed: &'static [P], variadic: Option<P>, imp: Imp_) -> Func {
-    Func { name, fixed, variadic, imp: Imp::F(imp) }
+    Func {
+        name,
+        fixed,
+        variadic,
+        imp: Imp::F(imp),
+    }
 }
 
 static FUNCS: &[Func] = &[
     // Go built-ins.
-    Func { name: "and", fixed: &[RVal], variadic: Some(RVal), imp: Imp::AndOr(false) },
-    Func { name: "or", fixed: &[RVal], variadic: Some(RVal), imp: Imp::AndOr(true) },
+    Func {
+        name: "and",
+        fixed: &[RVal],
+        variadic: Some(RVal),
+        imp: Imp::AndOr(false),
+    },
+    Func {
+        name: "or",
+        fixed: &[RVal],
+        variadic: Some(RVal),
+        imp: Imp::AndOr(true),
+    },
     f("not", &[RVal], None, not),
     f("eq", &[RVal], Some(RVal), eq_fn),
     f("ne", &[RVal, RVal], None, ne_fn),
@@ -92,29 +107,61 @@ static FUNCS: &[Func] = &[
     f("len", &[RVal], None, len_fn),
     f("index", &[RVal], Some(RVal), index_fn),
     f("slice", &[RVal], Some(RVal), slice_fn),
-    f("print", &[], Some(Any), |_, a| Ok(Value::str(&gofmt::sprint(&a)))),
-    f("println", &[], Some(Any), |_, a| Ok(Value::str(&gofmt::sprintln(&a)))),
+    f("print", &[], Some(Any), |_, a| {
+        Ok(Value::str(&gofmt::sprint(&a)))
+    }),
+    f("println", &[], Some(Any), |_, a| {
+        Ok(Value::str(&gofmt::sprintln(&a)))
+    }),
     f("printf", &[Str], Some(Any), printf),
-    f("html", &[], Some(Any), |_, a| Ok(Value::str(&html_escape(&eval_args(&a))))),
-    f("js", &[], Some(Any), |_, a| Ok(Value::str(&js_escape(&eval_args(&a))))),
-    f("urlquery", &[], Some(Any), |_, a| Ok(Value::str(&query_escape(&eval_args(&a))))),
+    f("html", &[], Some(Any), |_, a| {
+        Ok(Value::str(&html_escape(&eval_args(&a))))
+    }),
+    f("js", &[], Some(Any), |_, a| {
+        Ok(Value::str(&js_escape(&eval_args(&a))))
+    }),
+    f("urlquery", &[], Some(Any), |_, a| {
+        Ok(Value::str(&query_escape(&eval_args(&a))))
+    }),
     // consul-template.
     f("secret", &[], Some(Str), secret),
-    f("toJSON", &[Any], None, |_, a| Ok(Value::str(&gojson::marshal(&a[0], true)))),
-    f("toJSONPretty", &[Any], None, |_, a| Ok(Value::str(&gojson::marshal_indent(&a[0], true)))),
-    f("toUnescapedJSON", &[Any], None, |_, a| Ok(Value::str(&gojson::marshal(&a[0], false)))),
+    f("toJSON", &[Any], None, |_, a| {
+        Ok(Value::str(&gojson::marshal(&a[0], true)))
+    }),
+    f("toJSONPretty", &[Any], None, |_, a| {
+        Ok(Value::str(&gojson::marshal_indent(&a[0], true)))
+    }),
+    f("toUnescapedJSON", &[Any], None, |_, a| {
+        Ok(Value::str(&gojson::marshal(&a[0], false)))
+    }),
     f("toUnescapedJSONPretty", &[Any], None, |_, a| {
         Ok(Value::str(&gojson::marshal_indent(&a[0], false)))
     }),
-    f("base64Encode", &[Str], None, |_, a| Ok(Value::str(&STD.encode(s0(&a).as_bytes())))),
-    f("base64Decode", &[Str], None, |_, a| b64_decode(&STD, "base64Decode", s0(&a))),
-    f("base64URLEncode", &[Str], None, |_, a| Ok(Value::str(&URL.encode(s0(&a).as_bytes())))),
-    f("base64URLDecode", &[Str], None, |_, a| b64_decode(&URL, "base64URLDecode", s0(&a))),
-    f("env", &[Str], None, |st, a| Ok(Value::str(&(st.opts.env)(s0(&a)).unwrap_or_default()))),
-    f("toUpper", &[Str], None, |_, a| Ok(Value::str(&to_upper(s0(&a))))),
-    f("toLower", &[Str], None, |_, a| Ok(Value::str(&to_lower(s0(&a))))),
+    f("base64Encode", &[Str], None, |_, a| {
+        Ok(Value::str(&STD.encode(s0(&a).as_bytes())))
+    }),
+    f("base64Decode", &[Str], None, |_, a| {
+        b64_decode(&STD, "base64Decode", s0(&a))
+    }),
+    f("base64URLEncode", &[Str], None, |_, a| {
+        Ok(Value::str(&URL.encode(s0(&a).as_bytes())))
+    }),
+    f("base64URLDecode", &[Str], None, |_, a| {
+        b64_decode(&URL, "base64URLDecode", s0(&a))
+    }),
+    f("env", &[Str], None, |st, a| {
+        Ok(Value::str(&(st.opts.env)(s0(&a)).unwrap_or_default()))
+    }),
+    f("toUpper", &[Str], None, |_, a| {
+        Ok(Value::str(&to_upper(s0(&a))))
+    }),
+    f("toLower", &[Str], None, |_, a| {
+        Ok(Value::str(&to_lower(s0(&a))))
+    }),
     f("replaceAll", &[Str, Str, Str], None, replace_all),
-    f("trimSpace", &[Str], None, |_, a| Ok(Value::str(s0(&a).trim()))),
+    f("trimSpace", &[Str], None, |_, a| {
+        Ok(Value::str(s0(&a).trim()))
+    }),
     f("trimPrefix", &[Str, Str], None, |_, a| {
         let (p, s) = (sn(&a, 0), sn(&a, 1));
         Ok(Value::str(s.strip_prefix(p).unwrap_or(s)))
@@ -125,7 +172,9 @@ static FUNCS: &[Func] = &[
     }),
     f("split", &[Str, Str], None, split),
     f("join", &[Str, StrSlice], None, join),
-    f("contains", &[Any, Any], None, |_, a| Ok(Value::Bool(contains(&a[1], &a[0])))),
+    f("contains", &[Any, Any], None, |_, a| {
+        Ok(Value::Bool(contains(&a[1], &a[0])))
+    }),
 ];
 
 pub(crate) fn lookup(name: &str) -> Option<&'static Func> {
@@ -181,7 +230,10 @@ fn secret(st: &mut State<'_, '_>, a: Vec<Value>) -> Res {
     if let Some(v) = st.cache.get(&path) {
         return Ok(v.clone());
     }
-    let resp = st.source.secret(&path).map_err(|e| format!("vault.read({path}): {e}"))?;
+    let resp = st
+        .source
+        .secret(&path)
+        .map_err(|e| format!("vault.read({path}): {e}"))?;
     let secret = secret_from_response(&resp).map_err(|e| format!("vault.read({path}): {e}"))?;
     let v = Value::Secret(Rc::new(secret));
     st.cache.insert(path, v.clone());
@@ -202,7 +254,8 @@ fn b64_decode(engine: &GeneralPurpose, name: &str, s: &str) -> Res {
     let cleaned: String = s.chars().filter(|&c| c != '\r' && c != '\n').collect();
     let bytes = engine.decode(cleaned.as_bytes()).map_err(|e| {
         let at = match e {
-            base64::DecodeError::InvalidByte(i, _) | base64::DecodeError::InvalidLastSymbol(i, _) => i,
+            base64::DecodeError::InvalidByte(i, _)
+            | base64::DecodeError::InvalidLastSymbol(i, _) => i,
             base64::DecodeError::InvalidLength(n) => n,
             base64::DecodeError::InvalidPadding => cleaned.len(),
         };
@@ -249,7 +302,11 @@ fn to_lower(s: &str) -> String {
 
 fn replace_all(st: &mut State<'_, '_>, a: Vec<Value>) -> Res {
     let (from, to, s) = (sn(&a, 0), sn(&a, 1), sn(&a, 2));
-    let count = if from.is_empty() { s.chars().count() + 1 } else { s.matches(from).count() };
+    let count = if from.is_empty() {
+        s.chars().count() + 1
+    } else {
+        s.matches(from).count()
+    };
     let len = (s.len() - count * from.len()).saturating_add(count.saturating_mul(to.len()));
     if len > st.max_string() {
         return Err(format!("the result would be {len} bytes, more than the output limit").into());
@@ -466,7 +523,9 @@ fn len_fn(_: &mut State<'_, '_>, a: Vec<Value>) -> Res {
     Ok(Value::Int(match &a[0] {
         Value::Nil | Value::NilPtr(_) => return Err("len of nil pointer".to_string().into()),
         Value::Invalid => {
-            return Err("reflect: call of reflect.Value.Type on zero Value".to_string().into());
+            return Err("reflect: call of reflect.Value.Type on zero Value"
+                .to_string()
+                .into());
         }
         Value::Str(s) | Value::Number(s) => s.len() as i64,
         Value::Map(m) => m.len() as i64,
@@ -486,7 +545,10 @@ fn index_arg(idx: &Value, cap: usize) -> Result<usize, String> {
             }
         }
         Value::Invalid => Err("cannot index slice/array with nil".into()),
-        v => Err(format!("cannot index slice/array with type {}", v.type_name())),
+        v => Err(format!(
+            "cannot index slice/array with type {}",
+            v.type_name()
+        )),
     }
 }
 
@@ -500,7 +562,9 @@ fn index_fn(_: &mut State<'_, '_>, a: Vec<Value>) -> Res {
             Value::Nil | Value::NilPtr(_) => return Err("index of nil pointer".to_string().into()),
             Value::List(l) => {
                 let x = index_arg(idx, l.len())?;
-                l.get(x).cloned().ok_or("reflect: slice index out of range")?
+                l.get(x)
+                    .cloned()
+                    .ok_or("reflect: slice index out of range")?
             }
             Value::StrList(l) => {
                 let x = index_arg(idx, l.len())?;
@@ -508,14 +572,22 @@ fn index_fn(_: &mut State<'_, '_>, a: Vec<Value>) -> Res {
             }
             Value::Str(s) | Value::Number(s) => {
                 let x = index_arg(idx, s.len())?;
-                Value::Int(i64::from(*s.as_bytes().get(x).ok_or("reflect: string index out of range")?))
+                Value::Int(i64::from(
+                    *s.as_bytes()
+                        .get(x)
+                        .ok_or("reflect: string index out of range")?,
+                ))
             }
             Value::Map(m) => match ind(idx) {
                 Value::Str(k) => m.get(&**k).cloned().unwrap_or(Value::Nil),
                 Value::Invalid => {
                     return Err("value is nil; should be of type string".to_string().into());
                 }
-                k => return Err(format!("value has type {}; should be string", k.type_name()).into()),
+                k => {
+                    return Err(
+                        format!("value has type {}; should be string", k.type_name()).into(),
+                    );
+                }
             },
             v => return Err(format!("can't index item of type {}", elem_type_name(v)).into()),
         };
@@ -560,7 +632,11 @@ fn slice_fn(_: &mut State<'_, '_>, a: Vec<Value>) -> Res {
                 "slice: the indexes cut a multi-byte UTF-8 character, which the secretvault \
                  agent cannot render",
             )?;
-            if let Value::Number(_) = item { Value::Number(Rc::from(sub)) } else { Value::str(sub) }
+            if let Value::Number(_) = item {
+                Value::Number(Rc::from(sub))
+            } else {
+                Value::str(sub)
+            }
         }
         Value::List(l) => Value::List(Rc::new(l[i..j].to_vec())),
         Value::StrList(l) => Value::StrList(Rc::new(l[i..j].to_vec())),
@@ -571,7 +647,9 @@ fn slice_fn(_: &mut State<'_, '_>, a: Vec<Value>) -> Res {
 fn printf(st: &mut State<'_, '_>, a: Vec<Value>) -> Res {
     let out = gofmt::sprintf(s0(&a), &a[1..]);
     if out.len() > st.max_string() {
-        return Err(CallError::Abort(st.errorf("printf result exceeds the output limit")));
+        return Err(CallError::Abort(
+            st.errorf("printf result exceeds the output limit"),
+        ));
     }
     Ok(Value::str(&out))
 }
@@ -632,7 +710,9 @@ fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             b => out.push_str(&format!("%{b:02X}")),
         }

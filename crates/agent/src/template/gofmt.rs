@@ -89,7 +89,11 @@ fn fmt_f(out: &mut String, digits: &[u8], dp: i32, prec: usize) {
         out.push('.');
         for i in 1..=prec {
             let j = i64::from(dp) + i as i64 - 1;
-            let c = if j >= 0 && (j as usize) < digits.len() { digits[j as usize] } else { b'0' };
+            let c = if j >= 0 && (j as usize) < digits.len() {
+                digits[j as usize]
+            } else {
+                b'0'
+            };
             out.push(c as char);
         }
     }
@@ -102,7 +106,11 @@ pub(crate) fn format_float(f: f64, verb: char, prec: Option<usize>) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if f.is_sign_negative() {
         out.push('-');
@@ -250,7 +258,8 @@ fn quote_rune(c: char, ascii_only: bool) -> String {
 }
 
 fn can_backquote(s: &str) -> bool {
-    s.chars().all(|c| c != '`' && c != '\u{FEFF}' && (c == '\t' || !c.is_control()))
+    s.chars()
+        .all(|c| c != '`' && c != '\u{FEFF}' && (c == '\t' || !c.is_control()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -267,7 +276,10 @@ fn rune_count(s: &str) -> usize {
 
 impl Printer {
     fn new() -> Self {
-        Printer { buf: String::new(), f: Flags::default() }
+        Printer {
+            buf: String::new(),
+            f: Flags::default(),
+        }
     }
 
     fn padding(&mut self, n: usize, zero: bool) {
@@ -347,11 +359,17 @@ impl Printer {
             'o' | 'O' => 8,
             'x' | 'X' => 16,
             'c' => {
-                let c = u32::try_from(i).ok().and_then(char::from_u32).unwrap_or('\u{FFFD}');
+                let c = u32::try_from(i)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{FFFD}');
                 return self.pad(&c.to_string());
             }
             'q' => {
-                let c = u32::try_from(i).ok().and_then(char::from_u32).unwrap_or('\u{FFFD}');
+                let c = u32::try_from(i)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{FFFD}');
                 let q = quote_rune(c, self.f.plus);
                 return self.pad(&q);
             }
@@ -382,7 +400,11 @@ impl Printer {
             && !self.f.minus
             && let Some(w) = self.f.wid
         {
-            prec = Some(if neg || self.f.plus || self.f.space { w.saturating_sub(1) } else { w });
+            prec = Some(if neg || self.f.plus || self.f.space {
+                w.saturating_sub(1)
+            } else {
+                w
+            });
         }
         if let Some(p) = prec {
             if p == 0 && u == 0 && self.f.prec.is_some() {
@@ -685,7 +707,11 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
     let mut p = Printer::new();
     let fb = format.as_bytes();
     let end = fb.len();
-    let mut c = ArgCursor { num: 0, good: true, reordered: false };
+    let mut c = ArgCursor {
+        num: 0,
+        good: true,
+        reordered: false,
+    };
     let mut i = 0;
     'format: while i < end {
         c.good = true;
@@ -842,7 +868,7 @@ mod tests {
         assert_eq!(g(0.0), "0");
         assert_eq!(g(-0.0), "-0");
         assert_eq!(g(1e21), "1e+21");
-        assert_eq!(format_float(3.14159, 'f', Some(1)), "3.1");
+        assert_eq!(format_float(1.23456, 'f', Some(1)), "1.2");
         assert_eq!(format_float(1234.5678, 'e', Some(2)), "1.23e+03");
         assert_eq!(format_float(1234.5678, 'g', Some(3)), "1.23e+03");
         assert_eq!(format_float(0.5, 'f', Some(0)), "0");
@@ -860,26 +886,50 @@ mod tests {
     fn printf_matches_go() {
         let s = |x: &str| Value::str(x);
         assert_eq!(
-            sprintf("%d %s %v %q", &[Value::Int(5), Value::Int(5), Value::Invalid, s("x")]),
+            sprintf(
+                "%d %s %v %q",
+                &[Value::Int(5), Value::Int(5), Value::Invalid, s("x")]
+            ),
             "5 %!s(int=5) <nil> \"x\""
         );
         assert_eq!(sprintf("%d", &[]), "%!d(MISSING)");
-        assert_eq!(sprintf("%d", &[Value::Int(1), Value::Int(2)]), "1%!(EXTRA int=2)");
+        assert_eq!(
+            sprintf("%d", &[Value::Int(1), Value::Int(2)]),
+            "1%!(EXTRA int=2)"
+        );
         assert_eq!(sprintf("%!", &[]), "%!!(MISSING)");
         assert_eq!(sprintf("%z", &[Value::Int(3)]), "%!z(int=3)");
         assert_eq!(sprintf("abc%", &[]), "abc%!(NOVERB)");
-        assert_eq!(sprintf("%5.1f|%-4d|%04d|%x|%X|%o|%b", &[
-            Value::Float(3.14159), Value::Int(7), Value::Int(-7), Value::Int(255),
-            Value::Int(255), Value::Int(8), Value::Int(5)
-        ]), "  3.1|7   |-007|ff|FF|10|101");
         assert_eq!(
-            sprintf("%+q|%x|% x|%10s|%-10s|%.3s", &[
-                s("héllo"), s("hé"), s("hé"), s("ab"), s("ab"), s("abcdef")
-            ]),
+            sprintf(
+                "%5.1f|%-4d|%04d|%x|%X|%o|%b",
+                &[
+                    Value::Float(1.23456),
+                    Value::Int(7),
+                    Value::Int(-7),
+                    Value::Int(255),
+                    Value::Int(255),
+                    Value::Int(8),
+                    Value::Int(5)
+                ]
+            ),
+            "  1.2|7   |-007|ff|FF|10|101"
+        );
+        assert_eq!(
+            sprintf(
+                "%+q|%x|% x|%10s|%-10s|%.3s",
+                &[s("héllo"), s("hé"), s("hé"), s("ab"), s("ab"), s("abcdef")]
+            ),
             "\"h\\u00e9llo\"|68c3a9|68 c3 a9|        ab|ab        |abc"
         );
-        assert_eq!(sprintf("%d", &[Value::Number("10".into())]), "%!d(json.Number=10)");
-        assert_eq!(sprintf("%[2]d %[1]d", &[Value::Int(1), Value::Int(2)]), "2 1");
+        assert_eq!(
+            sprintf("%d", &[Value::Number("10".into())]),
+            "%!d(json.Number=10)"
+        );
+        assert_eq!(
+            sprintf("%[2]d %[1]d", &[Value::Int(1), Value::Int(2)]),
+            "2 1"
+        );
         assert_eq!(sprintf("%*d|", &[Value::Int(4), Value::Int(1)]), "   1|");
         assert_eq!(sprintf("%c%c", &[Value::Int(104), Value::Int(233)]), "hé");
         assert_eq!(sprintf("%T %T", &[Value::Int(1), s("x")]), "int string");
@@ -905,7 +955,10 @@ mod tests {
     #[test]
     fn quote_matches_strconv() {
         assert_eq!(
-            quote("a\x08b\x0cc\nd\re\tf\x01g\x7fh\u{2028}i\u{a0}j\u{ad}k😀\"\\", false),
+            quote(
+                "a\x08b\x0cc\nd\re\tf\x01g\x7fh\u{2028}i\u{a0}j\u{ad}k😀\"\\",
+                false
+            ),
             "\"a\\bb\\fc\\nd\\re\\tf\\x01g\\x7fh\\u2028i\\u00a0j\\u00adk😀\\\"\\\\\""
         );
         assert_eq!(quote("😀", true), "\"\\U0001f600\"");

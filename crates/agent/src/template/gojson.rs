@@ -180,10 +180,10 @@ mod tests {
     #[test]
     fn escapes_like_go() {
         let v = Value::str("<&>\u{2028}\"\\\x01\x7f\n");
-        assert_eq!(marshal(&v, true), r#""\u003c\u0026\u003e\u2028\"\\\u0001\n""#.replace(
-            "\\u0001\\n",
-            "\\u0001\u{7f}\\n"
-        ));
+        assert_eq!(
+            marshal(&v, true),
+            r#""\u003c\u0026\u003e\u2028\"\\\u0001\n""#.replace("\\u0001\\n", "\\u0001\u{7f}\\n")
+        );
         assert_eq!(marshal(&Value::str("<"), false), "\"<\"");
     }
 

@@ -204,12 +204,13 @@ impl<'a> Lexer<'a> {
     }
 
     fn backup(&mut self) {
-        if !self.at_eof && self.pos > 0 {
-            if let Some(c) = self.input[..self.pos].chars().next_back() {
-                self.pos -= c.len_utf8();
-                if c == '\n' {
-                    self.line -= 1;
-                }
+        if !self.at_eof
+            && self.pos > 0
+            && let Some(c) = self.input[..self.pos].chars().next_back()
+        {
+            self.pos -= c.len_utf8();
+            if c == '\n' {
+                self.line -= 1;
             }
         }
     }
@@ -262,7 +263,12 @@ impl<'a> Lexer<'a> {
     }
 
     fn errorf(&mut self, msg: String) -> Option<State> {
-        self.item = Some(Item { typ: T::Error, pos: self.start, val: msg, line: self.start_line });
+        self.item = Some(Item {
+            typ: T::Error,
+            pos: self.start,
+            val: msg,
+            line: self.start_line,
+        });
         self.start = 0;
         self.pos = 0;
         self.input = "";
@@ -271,8 +277,17 @@ impl<'a> Lexer<'a> {
 
     pub(crate) fn next_item(&mut self) -> Item {
         self.item = None;
-        let eof_item = Item { typ: T::Eof, pos: self.pos, val: "EOF".into(), line: self.start_line };
-        let mut state = if self.inside_action { State::InsideAction } else { State::Text };
+        let eof_item = Item {
+            typ: T::Eof,
+            pos: self.pos,
+            val: "EOF".into(),
+            line: self.start_line,
+        };
+        let mut state = if self.inside_action {
+            State::InsideAction
+        } else {
+            State::Text
+        };
         loop {
             let next = match state {
                 State::Text => self.lex_text(),
@@ -328,7 +343,9 @@ impl<'a> Lexer<'a> {
     fn at_right_delim(&self) -> (bool, bool) {
         let rest = self.rest();
         if has_right_trim_marker(rest)
-            && rest.get(TRIM_MARKER_LEN..).is_some_and(|r| r.starts_with(RIGHT_DELIM))
+            && rest
+                .get(TRIM_MARKER_LEN..)
+                .is_some_and(|r| r.starts_with(RIGHT_DELIM))
         {
             return (true, true);
         }
@@ -342,7 +359,11 @@ impl<'a> Lexer<'a> {
         self.pos += LEFT_DELIM.len();
         let trim = has_left_trim_marker(self.rest());
         let after = if trim { TRIM_MARKER_LEN } else { 0 };
-        if self.rest().get(after..).is_some_and(|r| r.starts_with(LEFT_COMMENT)) {
+        if self
+            .rest()
+            .get(after..)
+            .is_some_and(|r| r.starts_with(LEFT_COMMENT))
+        {
             self.pos += after;
             self.ignore();
             return Some(State::Comment);
@@ -424,7 +445,13 @@ impl<'a> Lexer<'a> {
             Some('`') => Some(State::RawQuote),
             Some('$') => Some(State::Variable),
             Some('\'') => Some(State::Char),
-            Some('.') if self.rest().bytes().next().is_some_and(|b| !b.is_ascii_digit()) => {
+            Some('.')
+                if self
+                    .rest()
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| !b.is_ascii_digit()) =>
+            {
                 Some(State::Field)
             }
             Some('.' | '+' | '-' | '0'..='9') => {
@@ -499,7 +526,11 @@ impl<'a> Lexer<'a> {
 
     fn lex_field_or_variable(&mut self, typ: T) -> Option<State> {
         if self.at_terminator() {
-            return self.emit(if typ == T::Variable { T::Variable } else { T::Dot });
+            return self.emit(if typ == T::Variable {
+                T::Variable
+            } else {
+                T::Dot
+            });
         }
         let mut r;
         loop {
@@ -675,13 +706,25 @@ mod tests {
 
     #[test]
     fn comments_and_errors() {
-        assert_eq!(lex_all("x {{- /* c */ -}} y"), vec![
-            (T::Text, "x".into()),
-            (T::Text, "y".into()),
-            (T::Eof, String::new())
-        ]);
-        assert_eq!(lex_all("{{/* c"), vec![(T::Error, "unclosed comment".into())]);
-        assert_eq!(lex_all("{{ 'a }}").last().map(|i| i.1.clone()), Some("unterminated character constant".into()));
-        assert_eq!(lex_all("{{ \u{1} }}").last().map(|i| i.1.clone()), Some("unrecognized character in action: U+0001".into()));
+        assert_eq!(
+            lex_all("x {{- /* c */ -}} y"),
+            vec![
+                (T::Text, "x".into()),
+                (T::Text, "y".into()),
+                (T::Eof, String::new())
+            ]
+        );
+        assert_eq!(
+            lex_all("{{/* c"),
+            vec![(T::Error, "unclosed comment".into())]
+        );
+        assert_eq!(
+            lex_all("{{ 'a }}").last().map(|i| i.1.clone()),
+            Some("unterminated character constant".into())
+        );
+        assert_eq!(
+            lex_all("{{ \u{1} }}").last().map(|i| i.1.clone()),
+            Some("unrecognized character in action: U+0001".into())
+        );
     }
 }

@@ -89,9 +89,14 @@ impl RenderOptions {
         K: Into<String>,
         V: Into<String>,
     {
-        let map: std::collections::HashMap<String, String> =
-            vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
-        RenderOptions { env: Arc::new(move |name: &str| map.get(name).cloned()), ..Self::default() }
+        let map: std::collections::HashMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        RenderOptions {
+            env: Arc::new(move |name: &str| map.get(name).cloned()),
+            ..Self::default()
+        }
     }
 }
 
@@ -111,10 +116,22 @@ impl std::fmt::Debug for RenderOptions {
 pub enum TemplateError {
     /// `template: NAME:LINE: problem`
     #[error("template: {template}:{line}: {message}")]
-    Parse { template: String, line: usize, message: String },
+    Parse {
+        template: String,
+        line: usize,
+        message: String,
+    },
     /// `template: NAME:LINE:COL: executing "NAME" at <context>: problem`
-    #[error("template: {template}:{line}:{col}: executing \"{template}\" at <{context}>: {message}")]
-    Exec { template: String, line: usize, col: usize, context: String, message: String },
+    #[error(
+        "template: {template}:{line}:{col}: executing \"{template}\" at <{context}>: {message}"
+    )]
+    Exec {
+        template: String,
+        line: usize,
+        col: usize,
+        context: String,
+        message: String,
+    },
     /// A limit that protects the agent (output size, work) was hit.
     #[error("template: {template}: {message}")]
     Limit { template: String, message: String },
@@ -141,7 +158,11 @@ impl Template {
             });
         }
         let root = parse::Parser::new(name, text, &funcs::is_function).parse()?;
-        Ok(Template { name: name.to_string(), text: text.to_string(), root })
+        Ok(Template {
+            name: name.to_string(),
+            text: text.to_string(),
+            root,
+        })
     }
 
     /// The template's name, as given to [`Template::parse`].
@@ -186,8 +207,10 @@ fn collect_paths_node(n: &parse::Node, out: &mut Vec<String>) {
 
 fn collect_paths_pipe(p: &parse::Pipe, out: &mut Vec<String>) {
     for c in &p.cmds {
-        if let [parse::Arg::Identifier { name, .. }, parse::Arg::String { text, .. }] =
-            c.args.as_slice()
+        if let [
+            parse::Arg::Identifier { name, .. },
+            parse::Arg::String { text, .. },
+        ] = c.args.as_slice()
             && name == "secret"
         {
             let path = funcs::normalize_secret_path(text);

@@ -57,16 +57,41 @@ pub(crate) struct Number {
 
 #[derive(Debug)]
 pub(crate) enum Arg {
-    Field { pos: usize, ident: Vec<String> },
-    Chain { pos: usize, node: Box<Arg>, field: Vec<String> },
-    Identifier { pos: usize, name: String },
+    Field {
+        pos: usize,
+        ident: Vec<String>,
+    },
+    Chain {
+        pos: usize,
+        node: Box<Arg>,
+        field: Vec<String>,
+    },
+    Identifier {
+        pos: usize,
+        name: String,
+    },
     Pipe(Box<Pipe>),
     Variable(Variable),
-    Bool { pos: usize, value: bool },
-    Dot { pos: usize },
-    Nil { pos: usize },
-    Number { pos: usize, text: String, value: Number },
-    String { pos: usize, quoted: String, text: String },
+    Bool {
+        pos: usize,
+        value: bool,
+    },
+    Dot {
+        pos: usize,
+    },
+    Nil {
+        pos: usize,
+    },
+    Number {
+        pos: usize,
+        text: String,
+        value: Number,
+    },
+    String {
+        pos: usize,
+        quoted: String,
+        text: String,
+    },
 }
 
 impl Arg {
@@ -235,11 +260,20 @@ pub(crate) struct Parser<'a> {
 }
 
 fn dummy_item() -> Item {
-    Item { typ: T::Eof, pos: 0, val: String::new(), line: 1 }
+    Item {
+        typ: T::Eof,
+        pos: 0,
+        val: String::new(),
+        line: 1,
+    }
 }
 
 impl<'a> Parser<'a> {
-    pub(crate) fn new(name: &'a str, text: &'a str, has_function: &'a dyn Fn(&str) -> bool) -> Self {
+    pub(crate) fn new(
+        name: &'a str,
+        text: &'a str,
+        has_function: &'a dyn Fn(&str) -> bool,
+    ) -> Self {
         Parser {
             name,
             lex: Lexer::new(text),
@@ -302,7 +336,11 @@ impl<'a> Parser<'a> {
     }
 
     fn errorf<X>(&self, msg: String) -> PResult<X> {
-        Err(TemplateError::Parse { template: self.name.to_string(), line: self.token[0].line, message: msg })
+        Err(TemplateError::Parse {
+            template: self.name.to_string(),
+            line: self.token[0].line,
+            message: msg,
+        })
     }
 
     fn expect(&mut self, expected: T, context: &str) -> PResult<Item> {
@@ -389,11 +427,18 @@ impl<'a> Parser<'a> {
         self.backup();
         let token = self.peek();
         let pipe = self.pipeline("command", T::RightDelim)?;
-        Ok(Next::Node(Node::Action { pos: token.pos, pipe }))
+        Ok(Next::Node(Node::Action {
+            pos: token.pos,
+            pipe,
+        }))
     }
 
     fn break_or_continue(&mut self, pos: usize, is_break: bool) -> PResult<Next> {
-        let name = if is_break { "{{break}}" } else { "{{continue}}" };
+        let name = if is_break {
+            "{{break}}"
+        } else {
+            "{{continue}}"
+        };
         let token = self.next_non_space();
         if token.typ != T::RightDelim {
             return self.unexpected(&token, name);
@@ -401,7 +446,11 @@ impl<'a> Parser<'a> {
         if self.range_depth == 0 {
             return self.errorf(format!("{name} outside {{{{range}}}}"));
         }
-        Ok(Next::Node(if is_break { Node::Break { pos } } else { Node::Continue { pos } }))
+        Ok(Next::Node(if is_break {
+            Node::Break { pos }
+        } else {
+            Node::Continue { pos }
+        }))
     }
 
     fn else_control(&mut self) -> PResult<Next> {
@@ -456,12 +505,22 @@ impl<'a> Parser<'a> {
             }
             Next::Node(_) => {}
         }
-        Ok(Branch { pos: pipe.pos, pipe, list, else_list })
+        Ok(Branch {
+            pos: pipe.pos,
+            pipe,
+            list,
+            else_list,
+        })
     }
 
     fn pipeline(&mut self, context: &str, end: T) -> PResult<Pipe> {
         let token = self.peek_non_space();
-        let mut pipe = Pipe { pos: token.pos, is_assign: false, decl: Vec::new(), cmds: Vec::new() };
+        let mut pipe = Pipe {
+            pos: token.pos,
+            is_assign: false,
+            decl: Vec::new(),
+            cmds: Vec::new(),
+        };
         'decls: loop {
             let v = self.peek_non_space();
             if v.typ != T::Variable {
@@ -528,9 +587,18 @@ impl<'a> Parser<'a> {
         for (i, c) in pipe.cmds.iter().enumerate().skip(1) {
             if matches!(
                 c.args.first(),
-                Some(Arg::Bool { .. } | Arg::Dot { .. } | Arg::Nil { .. } | Arg::Number { .. } | Arg::String { .. })
+                Some(
+                    Arg::Bool { .. }
+                        | Arg::Dot { .. }
+                        | Arg::Nil { .. }
+                        | Arg::Number { .. }
+                        | Arg::String { .. }
+                )
             ) {
-                return self.errorf(format!("non executable command in pipeline stage {}", i + 1));
+                return self.errorf(format!(
+                    "non executable command in pipeline stage {}",
+                    i + 1
+                ));
             }
         }
         Ok(())
@@ -575,16 +643,33 @@ impl<'a> Parser<'a> {
         Ok(Some(match node {
             Arg::Field { mut ident, .. } => {
                 ident.extend(fields);
-                Arg::Field { pos: chain_pos, ident }
+                Arg::Field {
+                    pos: chain_pos,
+                    ident,
+                }
             }
             Arg::Variable(Variable { mut ident, .. }) => {
                 ident.extend(fields);
-                Arg::Variable(Variable { pos: chain_pos, ident })
+                Arg::Variable(Variable {
+                    pos: chain_pos,
+                    ident,
+                })
             }
-            Arg::Bool { .. } | Arg::String { .. } | Arg::Number { .. } | Arg::Nil { .. } | Arg::Dot { .. } => {
-                return self.errorf(format!("unexpected . after term {}", quote(&node.to_go_string(), false)));
+            Arg::Bool { .. }
+            | Arg::String { .. }
+            | Arg::Number { .. }
+            | Arg::Nil { .. }
+            | Arg::Dot { .. } => {
+                return self.errorf(format!(
+                    "unexpected . after term {}",
+                    quote(&node.to_go_string(), false)
+                ));
             }
-            node => Arg::Chain { pos: chain_pos, node: Box::new(node), field: fields },
+            node => Arg::Chain {
+                pos: chain_pos,
+                node: Box::new(node),
+                field: fields,
+            },
         }))
     }
 
@@ -593,16 +678,21 @@ impl<'a> Parser<'a> {
         Ok(Some(match token.typ {
             T::Identifier => {
                 if !(self.has_function)(&token.val) {
-                    return self.errorf(format!("function {} not defined", quote(&token.val, false)));
+                    return self
+                        .errorf(format!("function {} not defined", quote(&token.val, false)));
                 }
-                Arg::Identifier { pos: token.pos, name: token.val }
+                Arg::Identifier {
+                    pos: token.pos,
+                    name: token.val,
+                }
             }
             T::Dot => Arg::Dot { pos: token.pos },
             T::Nil => Arg::Nil { pos: token.pos },
             T::Variable => {
                 let v = new_variable(token.pos, &token.val);
                 if !self.vars.iter().any(|n| *n == v.ident[0]) {
-                    return self.errorf(format!("undefined variable {}", quote(&v.ident[0], false)));
+                    return self
+                        .errorf(format!("undefined variable {}", quote(&v.ident[0], false)));
                 }
                 Arg::Variable(v)
             }
@@ -610,9 +700,16 @@ impl<'a> Parser<'a> {
                 pos: token.pos,
                 ident: token.val[1..].split('.').map(str::to_string).collect(),
             },
-            T::Bool => Arg::Bool { pos: token.pos, value: token.val == "true" },
+            T::Bool => Arg::Bool {
+                pos: token.pos,
+                value: token.val == "true",
+            },
             T::CharConstant | T::Number => match parse_number(&token.val, token.typ) {
-                Ok(value) => Arg::Number { pos: token.pos, text: token.val, value },
+                Ok(value) => Arg::Number {
+                    pos: token.pos,
+                    text: token.val,
+                    value,
+                },
                 Err(e) => return self.errorf(e),
             },
             T::Complex => {
@@ -631,7 +728,11 @@ impl<'a> Parser<'a> {
                 Arg::Pipe(Box::new(r?))
             }
             T::String | T::RawString => match unquote(&token.val) {
-                Some(text) => Arg::String { pos: token.pos, quoted: token.val, text },
+                Some(text) => Arg::String {
+                    pos: token.pos,
+                    quoted: token.val,
+                    text,
+                },
                 None => return self.errorf("invalid syntax".into()),
             },
             _ => {
@@ -643,7 +744,10 @@ impl<'a> Parser<'a> {
 }
 
 fn new_variable(pos: usize, ident: &str) -> Variable {
-    Variable { pos, ident: ident.split('.').map(str::to_string).collect() }
+    Variable {
+        pos,
+        ident: ident.split('.').map(str::to_string).collect(),
+    }
 }
 
 /// Go's `strconv.Unquote` for "..." and `...` literals; `None` is "invalid syntax".
@@ -732,17 +836,18 @@ fn parse_go_int(text: &str) -> Result<Option<i64>, ()> {
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
-    let (radix, digits) = if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        (16, r)
-    } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
-        (8, r)
-    } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
-        (2, r)
-    } else if body.len() > 1 && body.starts_with('0') {
-        (8, &body[1..])
-    } else {
-        (10, body)
-    };
+    let (radix, digits) =
+        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, r)
+        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, r)
+        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, r)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
     if digits.contains('_') && !underscore_ok(body) {
         return Err(());
     }
@@ -780,10 +885,17 @@ fn underscore_ok(body: &str) -> bool {
 
 fn parse_number(text: &str, typ: T) -> Result<Number, String> {
     if typ == T::CharConstant {
-        let inner = text.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')).unwrap_or("");
+        let inner = text
+            .strip_prefix('\'')
+            .and_then(|r| r.strip_suffix('\''))
+            .unwrap_or("");
         let c = if inner.starts_with('\\') {
             let as_str = format!("\"{}\"", inner.replace('"', "\\\""));
-            let s = if inner == "\\'" { Some("'".to_string()) } else { unquote(&as_str) };
+            let s = if inner == "\\'" {
+                Some("'".to_string())
+            } else {
+                unquote(&as_str)
+            };
             match s.as_deref().map(|s| {
                 let mut it = s.chars();
                 (it.next(), it.next())
@@ -799,32 +911,67 @@ fn parse_number(text: &str, typ: T) -> Result<Number, String> {
             }
         };
         let v = i64::from(u32::from(c));
-        return Ok(Number { is_int: true, is_float: true, int: v, float: v as f64 });
+        return Ok(Number {
+            is_int: true,
+            is_float: true,
+            int: v,
+            float: v as f64,
+        });
     }
     if text.ends_with('i') {
-        return Err(format!("complex constant {} is not supported", quote(text, false)));
+        return Err(format!(
+            "complex constant {} is not supported",
+            quote(text, false)
+        ));
     }
     let int = parse_go_int(text);
     match int {
-        Ok(Some(i)) => return Ok(Number { is_int: true, is_float: true, int: i, float: i as f64 }),
+        Ok(Some(i)) => {
+            return Ok(Number {
+                is_int: true,
+                is_float: true,
+                int: i,
+                float: i as f64,
+            });
+        }
         Ok(None) => {
             // Too big for int64 (Go also tries uint64, which a template can't use as an
             // int anyway: idealConstant reports "overflows int").
-            let f = text.replace('_', "").parse::<f64>().unwrap_or(f64::INFINITY);
-            return Ok(Number { is_int: false, is_float: true, int: 0, float: f });
+            let f = text
+                .replace('_', "")
+                .parse::<f64>()
+                .unwrap_or(f64::INFINITY);
+            return Ok(Number {
+                is_int: false,
+                is_float: true,
+                int: 0,
+                float: f,
+            });
         }
         Err(()) => {}
     }
     let clean = text.replace('_', "");
-    let is_hex = clean.trim_start_matches(['+', '-']).to_ascii_lowercase().starts_with("0x");
-    let f = if is_hex { None } else { clean.parse::<f64>().ok().filter(|f| f.is_finite()) };
+    let is_hex = clean
+        .trim_start_matches(['+', '-'])
+        .to_ascii_lowercase()
+        .starts_with("0x");
+    let f = if is_hex {
+        None
+    } else {
+        clean.parse::<f64>().ok().filter(|f| f.is_finite())
+    };
     match f {
         Some(f) => {
             if !text.contains(['.', 'e', 'E', 'p', 'P']) {
                 return Err(format!("integer overflow: {}", quote(text, false)));
             }
             let is_int = f.fract() == 0.0 && f.abs() < 9.2e18;
-            Ok(Number { is_int, is_float: true, int: if is_int { f as i64 } else { 0 }, float: f })
+            Ok(Number {
+                is_int,
+                is_float: true,
+                int: if is_int { f as i64 } else { 0 },
+                float: f,
+            })
         }
         None => Err(format!("illegal number syntax: {}", quote(text, false))),
     }
@@ -836,7 +983,10 @@ mod tests {
 
     #[test]
     fn unquote_handles_go_escapes() {
-        assert_eq!(unquote(r#""a\tb\x41\101\u00e9\U0001F600\\\"""#).as_deref(), Some("a\tbAAé😀\\\""));
+        assert_eq!(
+            unquote(r#""a\tb\x41\101\u00e9\U0001F600\\\"""#).as_deref(),
+            Some("a\tbAAé😀\\\"")
+        );
         assert_eq!(unquote("`a\\n\r`").as_deref(), Some("a\\n"));
         assert_eq!(unquote(r#""\q""#), None);
         assert_eq!(unquote(r#""\'""#), None);
@@ -852,6 +1002,9 @@ mod tests {
         assert_eq!(n("1.5"), Ok((false, 0, 1.5)));
         assert!(n("099").is_err() || n("099").is_ok());
         assert_eq!(parse_number("'a'", T::CharConstant).map(|n| n.int), Ok(97));
-        assert_eq!(parse_number("'\\n'", T::CharConstant).map(|n| n.int), Ok(10));
+        assert_eq!(
+            parse_number("'\\n'", T::CharConstant).map(|n| n.int),
+            Ok(10)
+        );
     }
 }

@@ -81,8 +81,14 @@ pub(crate) const SECRET_FIELDS: [&str; 8] = [
     "Auth",
     "WrapInfo",
 ];
-pub(crate) const AUTH_FIELDS: [&str; 6] =
-    ["ClientToken", "Accessor", "Policies", "Metadata", "LeaseDuration", "Renewable"];
+pub(crate) const AUTH_FIELDS: [&str; 6] = [
+    "ClientToken",
+    "Accessor",
+    "Policies",
+    "Metadata",
+    "LeaseDuration",
+    "Renewable",
+];
 
 impl Value {
     pub(crate) fn str(s: &str) -> Value {
@@ -144,7 +150,9 @@ impl Value {
 /// Converts decoded JSON the way the Vault Go client decodes it (`UseNumber`).
 fn from_json_depth(v: &serde_json::Value, depth: usize) -> Result<Value, String> {
     if depth > MAX_JSON_DEPTH {
-        return Err(format!("secret data nests deeper than {MAX_JSON_DEPTH} levels"));
+        return Err(format!(
+            "secret data nests deeper than {MAX_JSON_DEPTH} levels"
+        ));
     }
     Ok(match v {
         serde_json::Value::Null => Value::Nil,
@@ -152,7 +160,9 @@ fn from_json_depth(v: &serde_json::Value, depth: usize) -> Result<Value, String>
         serde_json::Value::Number(n) => Value::Number(Rc::from(json_number_text(n).as_str())),
         serde_json::Value::String(s) => Value::str(s),
         serde_json::Value::Array(a) => Value::List(Rc::new(
-            a.iter().map(|e| from_json_depth(e, depth + 1)).collect::<Result<_, _>>()?,
+            a.iter()
+                .map(|e| from_json_depth(e, depth + 1))
+                .collect::<Result<_, _>>()?,
         )),
         serde_json::Value::Object(o) => Value::Map(Rc::new(
             o.iter()
@@ -171,7 +181,9 @@ pub(crate) fn json_number_text(n: &serde_json::Number) -> String {
     } else if let Some(i) = n.as_i64() {
         i.to_string()
     } else {
-        n.as_f64().map(super::gofmt::json_float).unwrap_or_else(|| n.to_string())
+        n.as_f64()
+            .map(super::gofmt::json_float)
+            .unwrap_or_else(|| n.to_string())
     }
 }
 
@@ -180,31 +192,46 @@ pub(crate) fn secret_from_response(resp: &serde_json::Value) -> Result<Secret, S
     let obj = resp
         .as_object()
         .ok_or_else(|| format!("the response is a JSON {}, not an object", json_kind(resp)))?;
-    let str_field = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let str_field = |k: &str| {
+        obj.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     let int_field = |o: &serde_json::Map<String, serde_json::Value>, k: &str| {
-        o.get(k).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))).unwrap_or(0)
+        o.get(k)
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+            .unwrap_or(0)
     };
     let mut secret = Secret {
         request_id: str_field("request_id"),
         lease_id: str_field("lease_id"),
         lease_duration: int_field(obj, "lease_duration"),
-        renewable: obj.get("renewable").and_then(|v| v.as_bool()).unwrap_or(false),
+        renewable: obj
+            .get("renewable")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
         ..Secret::default()
     };
     // consul-template's updateSecret copies only non-empty fields, so an empty object or
     // list stays a nil map or slice.
-    if let Some(serde_json::Value::Object(d)) = obj.get("data") {
-        if !d.is_empty() {
-            let data = d
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), from_json_depth(v, 1)?)))
-                .collect::<Result<GoMap, String>>()?;
-            secret.data = Some(Rc::new(data));
-        }
+    if let Some(serde_json::Value::Object(d)) = obj.get("data")
+        && !d.is_empty()
+    {
+        let data = d
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), from_json_depth(v, 1)?)))
+            .collect::<Result<GoMap, String>>()?;
+        secret.data = Some(Rc::new(data));
     }
     secret.warnings = string_list(obj.get("warnings"));
     if let Some(serde_json::Value::Object(a)) = obj.get("auth") {
-        let astr = |k: &str| a.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let astr = |k: &str| {
+            a.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
         let metadata = match a.get("metadata") {
             Some(serde_json::Value::Object(m)) if !m.is_empty() => Some(Rc::new(
                 m.iter()
@@ -219,7 +246,10 @@ pub(crate) fn secret_from_response(resp: &serde_json::Value) -> Result<Secret, S
             policies: string_list(a.get("policies")),
             metadata,
             lease_duration: int_field(a, "lease_duration"),
-            renewable: a.get("renewable").and_then(|v| v.as_bool()).unwrap_or(false),
+            renewable: a
+                .get("renewable")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
         }));
     }
     Ok(secret)
@@ -228,7 +258,9 @@ pub(crate) fn secret_from_response(resp: &serde_json::Value) -> Result<Secret, S
 fn string_list(v: Option<&serde_json::Value>) -> Option<Rc<Vec<String>>> {
     match v {
         Some(serde_json::Value::Array(a)) if !a.is_empty() => Some(Rc::new(
-            a.iter().map(|e| e.as_str().unwrap_or_default().to_string()).collect(),
+            a.iter()
+                .map(|e| e.as_str().unwrap_or_default().to_string())
+                .collect(),
         )),
         _ => None,
     }
