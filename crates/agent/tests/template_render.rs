@@ -239,19 +239,19 @@ fn errors_read_like_go() {
         ),
         (
             r#"{{ secret "secret/data/t" "a=b" }}"#,
-            r#"template: t:1:3: executing "t" at <secret>: error calling secret: the write form of secret (secret "secret/data/t" "k=v" …) is not supported by the secretvault agent; read the secret with secret "secret/data/t" alone"#,
+            r#"template: t:1:3: executing "t" at <secret "secret/data/t" "a=b">: error calling secret: the write form of secret (secret "secret/data/t" "k=v" …) is not supported by the secretvault agent; read the secret with secret "secret/data/t" alone"#,
         ),
         (
             r#"{{ secret "nope" }}"#,
-            r#"template: t:1:3: executing "t" at <secret>: error calling secret: vault.read(nope): no secret at nope"#,
+            r#"template: t:1:3: executing "t" at <secret "nope">: error calling secret: vault.read(nope): no secret at nope"#,
         ),
         (
             "{{ eq 1 \"a\" }}",
-            r#"template: t:1:3: executing "t" at <eq>: error calling eq: incompatible types for comparison: int and string"#,
+            r#"template: t:1:3: executing "t" at <eq 1 "a">: error calling eq: incompatible types for comparison: int and string"#,
         ),
         (
             "{{ index 1 2 }}",
-            r#"template: t:1:3: executing "t" at <index>: error calling index: can't index item of type int"#,
+            r#"template: t:1:3: executing "t" at <index 1 2>: error calling index: can't index item of type int"#,
         ),
         (
             "{{ toUpper 3 }}",
@@ -259,7 +259,7 @@ fn errors_read_like_go() {
         ),
         (
             "{{ base64Decode \"!!\" }}",
-            r#"template: t:1:3: executing "t" at <base64Decode>: error calling base64Decode: base64Decode: illegal base64 data at input byte 0"#,
+            r#"template: t:1:3: executing "t" at <base64Decode "!!">: error calling base64Decode: base64Decode: illegal base64 data at input byte 0"#,
         ),
         (
             "{{ nil }}",

@@ -267,3 +267,151 @@ fn templates_render_exactly_like_bao_agent() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// Runs `bao agent` on one failing template until it logs its first template error, and
+/// returns that error as consul-template words it (without the source-file prefix).
+fn bao_agent_error(bao: &BaoDev, dir: &Path, text: &str, error_on_missing_key: bool) -> String {
+    use std::io::{BufRead, BufReader};
+    std::fs::write(dir.join("token"), BAO_ROOT_TOKEN).unwrap();
+    std::fs::write(dir.join("e.tpl"), text).unwrap();
+    let cfg = format!(
+        "vault {{\n  address = \"{}\"\n}}\nauto_auth {{\n  method \"token_file\" {{\n    config = {{\n      token_file_path = \"{}\"\n    }}\n  }}\n}}\nexit_after_auth = true\ntemplate {{\n  source = \"{}\"\n  destination = \"{}\"\n  error_on_missing_key = {error_on_missing_key}\n}}\n",
+        bao.url(),
+        dir.join("token").display(),
+        dir.join("e.tpl").display(),
+        dir.join("e.out").display(),
+    );
+    std::fs::write(dir.join("e.hcl"), cfg).unwrap();
+    let mut child = Command::new(bao.binary())
+        .arg("agent")
+        .arg(format!("-config={}", dir.join("e.hcl").display()))
+        .env("HOME", dir)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning bao agent");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("template server error") {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.unwrap_or_else(|_| panic!("bao agent logged no template error for {text:?}"));
+    // error="<text with its double quotes escaped>" backoff=…
+    let start = line.find("error=\"").expect("error= field") + "error=\"".len();
+    let end = line.rfind("\" backoff=").unwrap_or(line.len());
+    let err = line[start..end].replace("\\\"", "\"");
+    for marker in [": execute: ", ": parse: "] {
+        if let Some(i) = err.find(marker) {
+            return err[i + marker.len()..].to_string();
+        }
+    }
+    err
+}
+
+#[test]
+fn error_messages_match_bao_agent() {
+    let Some(bao) = BaoDev::start("error_messages_match_bao_agent") else {
+        return;
+    };
+    write_secret(&bao, "nasty", nasty_data());
+    let cases: &[(&str, bool)] = &[
+        ("abc\n{{ .Data.data.x }", false),
+        ("{{ nosuch }}", false),
+        ("{{ if true }}x", false),
+        ("{{ $x }}", false),
+        ("{{ 1 | 2 }}", false),
+        ("{{\n.x", false),
+        ("{{ \"a\".b }}", false),
+        ("{{ else }}", false),
+        (
+            r#"{{ with secret "secret/data/nasty" }}{{ .Data.data.int | toUpper }}{{ end }}"#,
+            false,
+        ),
+        (
+            r#"{{ with secret "secret/data/nasty" }}{{ .Data.data.missing.sub }}{{ end }}"#,
+            false,
+        ),
+        (
+            "{{ with secret \"secret/data/nasty\" }}\n  {{ .Data.data.int.x }}{{ end }}",
+            false,
+        ),
+        (
+            r#"{{ with secret "secret/data/nasty" }}{{ .Foo }}{{ end }}"#,
+            false,
+        ),
+        (
+            r#"{{ with secret "secret/data/nasty" }}{{ .Auth.ClientToken }}{{ end }}"#,
+            false,
+        ),
+        (
+            r#"{{ with secret "secret/data/nasty" }}{{ .Data.data.nope }}{{ end }}"#,
+            true,
+        ),
+        (
+            r#"{{ with secret "secret/data/nasty" }}{{ index .Data.data.list 10 }}{{ end }}"#,
+            false,
+        ),
+        (
+            r#"{{ with secret "secret/data/nasty" }}{{ .Data.data.float.Int64 }}{{ end }}"#,
+            false,
+        ),
+        (
+            r#"{{ with secret "secret/data/nasty" }}{{ lt .Data.data.obj 1 }}{{ end }}"#,
+            false,
+        ),
+        (
+            r#"{{ with secret "secret/data/nasty" }}{{ join "," .Data.data.list }}{{ end }}"#,
+            false,
+        ),
+        (
+            r#"{{ with secret "secret/data/nasty" }}{{ range .Data.data.str }}{{ end }}{{ end }}"#,
+            false,
+        ),
+        ("{{ eq 1 \"a\" }}", false),
+        ("{{ index 1 2 }}", false),
+        ("{{ toUpper 3 }}", false),
+        ("{{ base64Decode \"!!\" }}", false),
+        ("{{ nil }}", false),
+        ("{{ slice \"abc\" 2 1 }}", false),
+        ("{{ len 3 }}", false),
+        ("{{ .x }}{{ $y := 1 }}{{ $y.z }}", false),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut source = HttpSource {
+        client: reqwest::blocking::Client::new(),
+        url: bao.url(),
+    };
+    let mut mismatches = Vec::new();
+    for (text, missing_key_error) in cases {
+        let expected = bao_agent_error(&bao, dir.path(), text, *missing_key_error);
+        // consul-template names its templates "", so ours gets the same name here.
+        let opts = RenderOptions {
+            error_on_missing_key: *missing_key_error,
+            ..RenderOptions::default()
+        };
+        let got = match Template::parse("", text) {
+            Ok(t) => match t.render(&mut source, &opts) {
+                Ok(out) => format!("(rendered {out:?})"),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        if got != expected {
+            mismatches.push(format!(
+                "template {text:?}:\n  bao agent: {expected}\n  ours:      {got}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

@@ -36,6 +36,7 @@ enum At<'t> {
     Node(&'t Node),
     Pipe(&'t Pipe),
     Arg(&'t Arg),
+    Cmd(&'t Command),
     Var(&'t Variable),
 }
 
@@ -46,6 +47,7 @@ impl At<'_> {
             At::Node(n) => n.pos(),
             At::Pipe(p) => Some(p.pos),
             At::Arg(a) => Some(a.pos()),
+            At::Cmd(c) => Some(c.pos),
             At::Var(v) => Some(v.pos),
         }
     }
@@ -57,6 +59,7 @@ impl At<'_> {
             At::Node(n) => n.write_to(&mut s),
             At::Pipe(p) => p.write_to(&mut s),
             At::Arg(a) => a.write_to(&mut s),
+            At::Cmd(c) => c.write_to(&mut s),
             At::Var(v) => v.write_to(&mut s),
         }
         s
@@ -400,7 +403,7 @@ impl<'t, 's> State<'t, 's> {
                 return self.eval_chain_node(dot, first, node, field, Some(&cmd.args), final_);
             }
             Arg::Identifier { name, .. } => {
-                return self.eval_function(dot, first, name, Some(&cmd.args), final_);
+                return self.eval_function(dot, first, At::Cmd(cmd), name, Some(&cmd.args), final_);
             }
             Arg::Pipe(p) => {
                 self.not_a_function(&cmd.args, &final_)?;
@@ -639,6 +642,7 @@ impl<'t, 's> State<'t, 's> {
         &mut self,
         dot: &Slot,
         node: &'t Arg,
+        call_node: At<'t>,
         name: &str,
         args: Option<&'t [Arg]>,
         final_: Option<Value>,
@@ -714,7 +718,7 @@ impl<'t, 's> State<'t, 's> {
                 Ok(v)
             }
             Err(funcs::CallError::Call(e)) => {
-                self.at = At::Arg(node);
+                self.at = call_node;
                 Err(self.errorf(format!("error calling {name}: {e}")))
             }
             Err(funcs::CallError::Abort(e)) => Err(e),
@@ -766,7 +770,7 @@ impl<'t, 's> State<'t, 's> {
                 return self.validate_type(v, typ);
             }
             Arg::Identifier { name, .. } => {
-                let v = self.eval_function(dot, n, name, None, None)?;
+                let v = self.eval_function(dot, n, At::Arg(n), name, None, None)?;
                 return self.validate_type(v, typ);
             }
             Arg::Chain { node, field, .. } => {

@@ -44,6 +44,7 @@ pub(crate) struct Variable {
 
 #[derive(Debug)]
 pub(crate) struct Command {
+    pub pos: usize,
     pub args: Vec<Arg>,
 }
 
@@ -605,8 +606,11 @@ impl<'a> Parser<'a> {
     }
 
     fn command(&mut self) -> PResult<Command> {
-        self.peek_non_space();
-        let mut cmd = Command { args: Vec::new() };
+        let pos = self.peek_non_space().pos;
+        let mut cmd = Command {
+            pos,
+            args: Vec::new(),
+        };
         loop {
             self.peek_non_space();
             if let Some(operand) = self.operand()? {
