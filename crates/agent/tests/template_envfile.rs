@@ -222,3 +222,53 @@ fn compose_reads_back_the_values_documented_as_compose_safe() {
     want.sort();
     assert_eq!(parsed, want);
 }
+
+fn nasty_string() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let nasty = prop::sample::select(vec![
+        "\"", "'", "`", "$", "${X}", "$(id)", "\\", "\\\\", "\n", "\r", "\t", " ", "=", "#", "!",
+        "é", "😀", "\u{2028}", "a", "Z", "0", "\\n", "\\$", "\\\"", "\\`", "\\0123",
+    ]);
+    prop_oneof![
+        prop::collection::vec(nasty, 0..12).prop_map(|v| v.concat()),
+        any::<String>().prop_map(|s| s.replace('\0', "")),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Whatever the values, bash reads back exactly what was written, and compose does for
+    /// every value the format documents as compose-safe.
+    #[test]
+    fn random_values_round_trip(values in proptest::collection::vec(nasty_string(), 1..25)) {
+        let data: serde_json::Map<String, serde_json::Value> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("K{i:02}"), json!(v)))
+            .collect();
+        let text = render_env_file(&data);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env");
+        std::fs::write(&file, &text).unwrap();
+        let keys: Vec<String> = data.keys().cloned().collect();
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        if let Some(got) = bash_read(&file, &key_refs) {
+            for (k, g) in keys.iter().zip(got) {
+                proptest::prop_assert_eq!(Some(g.as_str()), data[k].as_str(), "{} in {:?}", k, text);
+            }
+        }
+        let safe: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .filter(|(_, v)| {
+                let v = v.as_str().unwrap_or_default();
+                !(v.ends_with('\\') || v.contains('`') && v.contains('\''))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let parsed = compose_parse(&render_env_file(&safe));
+        let want: Vec<(String, String)> =
+            safe.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect();
+        proptest::prop_assert_eq!(parsed, Some(want));
+    }
+}
