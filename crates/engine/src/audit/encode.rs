@@ -122,6 +122,8 @@ impl Serialize for HashedMap<'_> {
 struct AuthOut<'a> {
     auth: Option<&'a AuditAuth>,
     device: &'a Device,
+    /// The HMAC of the request's token, when it is this auth's token too (computed once).
+    token_hash: Option<&'a HashStr>,
 }
 
 impl Serialize for AuthOut<'_> {
@@ -132,15 +134,17 @@ impl Serialize for AuthOut<'_> {
             return m.end();
         };
         let device = self.device;
-        if let Some(t) = &a.client_token {
-            m.serialize_entry(
+        match (&a.client_token, self.token_hash) {
+            (Some(_), Some(hash)) => m.serialize_entry("client_token", hash.as_str())?,
+            (Some(t), None) => m.serialize_entry(
                 "client_token",
                 &Secret {
                     value: t,
                     device,
                     accessor: false,
                 },
-            )?;
+            )?,
+            (None, _) => {}
         }
         if let Some(t) = &a.accessor {
             m.serialize_entry(
@@ -209,6 +213,7 @@ impl Serialize for MapOut<'_, '_> {
 struct RequestOut<'a> {
     req: &'a AuditRequest<'a>,
     device: &'a Device,
+    token_hash: Option<&'a HashStr>,
 }
 
 impl Serialize for RequestOut<'_> {
@@ -222,15 +227,17 @@ impl Serialize for RequestOut<'_> {
             m.serialize_entry("mount_type", &req.mount_type)?;
             m.serialize_entry("mount_accessor", &req.mount_accessor)?;
         }
-        if let Some(t) = &req.client_token {
-            m.serialize_entry(
+        match (&req.client_token, self.token_hash) {
+            (Some(_), Some(hash)) => m.serialize_entry("client_token", hash.as_str())?,
+            (Some(t), None) => m.serialize_entry(
                 "client_token",
                 &Secret {
                     value: t,
                     device,
                     accessor: false,
                 },
-            )?;
+            )?,
+            (None, _) => {}
         }
         if let Some(t) = &req.client_token_accessor {
             m.serialize_entry(
@@ -289,6 +296,7 @@ impl Serialize for ResponseOut<'_> {
                 &AuthOut {
                     auth: Some(auth),
                     device,
+                    token_hash: None,
                 },
             )?;
         }
@@ -321,6 +329,13 @@ pub(super) struct EntryOut<'a> {
 impl Serialize for EntryOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let device = self.device;
+        // The caller's token appears in both `auth` and `request`: hash it once.
+        let token_hash = match (&self.request.client_token, device.log_raw) {
+            (Some(t), false) => Some(device.hash_str(t)),
+            _ => None,
+        };
+        let same_token =
+            self.auth.and_then(|a| a.client_token.as_ref()) == self.request.client_token.as_ref();
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("time", self.time)?;
         m.serialize_entry("type", self.kind)?;
@@ -329,6 +344,7 @@ impl Serialize for EntryOut<'_> {
             &AuthOut {
                 auth: self.auth,
                 device,
+                token_hash: token_hash.as_ref().filter(|_| same_token),
             },
         )?;
         m.serialize_entry(
@@ -336,6 +352,7 @@ impl Serialize for EntryOut<'_> {
             &RequestOut {
                 req: self.request,
                 device,
+                token_hash: token_hash.as_ref(),
             },
         )?;
         if let Some(resp) = self.response {

@@ -31,7 +31,7 @@ pub struct ParentRef {
     pub accessor: String,
     /// The parent's expiry (unix seconds) when the child was made; 0 when it had none.
     /// Renewals of the parent are looked up by accessor.
-    #[serde(rename = "e", default)]
+    #[serde(rename = "e", default, skip_serializing_if = "is_zero_i64")]
     pub expires: i64,
 }
 
@@ -41,18 +41,18 @@ pub struct Claims {
     pub jti: String,
     /// Issue time, unix seconds, and its nanoseconds (Vault reports nanosecond issue times).
     pub iat: i64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub iatn: u32,
     /// TTL at creation, seconds; 0 means the token never expires (root tokens only).
     pub ttl: u64,
     /// `explicit_max_ttl` as requested, seconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub emx: u64,
     /// Absolute latest expiry (unix seconds); 0 means none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
     pub max: i64,
     /// Periodic token: every renewal sets the TTL to this many seconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub period: u64,
     pub pol: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -61,7 +61,7 @@ pub struct Claims {
     pub ren: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub par: Vec<ParentRef>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub orph: bool,
     /// Entity id resolved through the identity store at request time.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -70,12 +70,30 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idn: Option<Identity>,
     /// Use limit (0 = unlimited).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub uses: u64,
     /// The path that created the token (`auth/token/create`, `auth/kubernetes/login` …).
     pub path: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
+}
+
+// Default-valued claims are left out: every byte of a token is hashed on every request
+// (the audit log HMACs it) and sent with every request.
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn header_prefix() -> String {
