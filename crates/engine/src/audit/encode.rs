@@ -324,16 +324,14 @@ pub(super) struct EntryOut<'a> {
     pub request: &'a AuditRequest<'a>,
     pub response: Option<&'a AuditResponse<'a>>,
     pub device: &'a Device,
+    /// HMAC of the request's token, computed once by the caller (None when not hashed).
+    pub token_hash: Option<&'a HashStr>,
 }
 
 impl Serialize for EntryOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let device = self.device;
-        // The caller's token appears in both `auth` and `request`: hash it once.
-        let token_hash = match (&self.request.client_token, device.log_raw) {
-            (Some(t), false) => Some(device.hash_str(t)),
-            _ => None,
-        };
+        let token_hash = self.token_hash;
         let same_token =
             self.auth.and_then(|a| a.client_token.as_ref()) == self.request.client_token.as_ref();
         let mut m = s.serialize_map(None)?;
@@ -344,7 +342,7 @@ impl Serialize for EntryOut<'_> {
             &AuthOut {
                 auth: self.auth,
                 device,
-                token_hash: token_hash.as_ref().filter(|_| same_token),
+                token_hash: token_hash.filter(|_| same_token),
             },
         )?;
         m.serialize_entry(
@@ -352,7 +350,7 @@ impl Serialize for EntryOut<'_> {
             &RequestOut {
                 req: self.request,
                 device,
-                token_hash: token_hash.as_ref(),
+                token_hash,
             },
         )?;
         if let Some(resp) = self.response {

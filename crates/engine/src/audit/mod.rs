@@ -134,25 +134,36 @@ impl Device {
         self.hash_str(value).as_str().to_string()
     }
 
-    /// Appends one entry: serialised, `prev_hash` added, then a newline. The chain only
+    /// Appends entries in one write: each serialised (outside the lock), then chained
+    /// under the lock — `prev_hash` added, newline — and written together. The chain only
     /// advances when the write succeeded.
-    fn append(&self, entry: &encode::EntryOut<'_>) -> std::io::Result<()> {
-        let mut line = Vec::with_capacity(2048);
-        serde_json::to_writer(&mut line, entry).map_err(std::io::Error::other)?;
-        // Reopen the object to add the chain link last (serialisation happens outside the lock).
-        if line.pop() != Some(b'}') {
-            return Err(std::io::Error::other(
-                "audit entry did not serialise to a JSON object",
-            ));
+    fn append(&self, entries: &[encode::EntryOut<'_>]) -> std::io::Result<()> {
+        let mut bodies = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let mut body = Vec::with_capacity(2048);
+            serde_json::to_writer(&mut body, entry).map_err(std::io::Error::other)?;
+            // Reopen the object to add the chain link last.
+            if body.pop() != Some(b'}') {
+                return Err(std::io::Error::other(
+                    "audit entry did not serialise to a JSON object",
+                ));
+            }
+            bodies.push(body);
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        line.extend_from_slice(b",\"prev_hash\":\"sha256:");
-        line.extend_from_slice(crate::util::hex(&state.prev_hash).as_bytes());
-        line.extend_from_slice(b"\"}");
-        let hash: [u8; 32] = Sha256::digest(&line).into();
-        line.push(b'\n');
-        state.sink.write_line(&line)?;
-        state.prev_hash = hash;
+        let mut prev = state.prev_hash;
+        let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 96).sum());
+        for body in &bodies {
+            let start = out.len();
+            out.extend_from_slice(body);
+            out.extend_from_slice(b",\"prev_hash\":\"sha256:");
+            out.extend_from_slice(crate::util::hex(&prev).as_bytes());
+            out.extend_from_slice(b"\"}");
+            prev = Sha256::digest(&out[start..]).into();
+            out.push(b'\n');
+        }
+        state.sink.write_line(&out)?;
+        state.prev_hash = prev;
         Ok(())
     }
 }
@@ -290,11 +301,13 @@ impl AuditBroker {
             .map(|d| d.hash(input))
     }
 
+    /// Writes the request line, the response line, or both in one write, to every
+    /// device. Ok when at least one device recorded everything (or none is enabled).
     fn record(
         &self,
-        kind: &'static str,
         auth: Option<&AuditAuth>,
         req: &AuditRequest<'_>,
+        request_line: bool,
         resp: Option<&AuditResponse<'_>>,
     ) -> Result<(), AuditError> {
         let devices: Vec<Arc<Device>> = self
@@ -308,15 +321,30 @@ impl AuditBroker {
         let time = format_time(&chrono::Utc::now());
         let mut recorded = false;
         for device in &devices {
-            let entry = encode::EntryOut {
+            // The caller's token appears in several places of each line: hash it once.
+            let token_hash = req
+                .client_token
+                .as_deref()
+                .filter(|_| !device.log_raw)
+                .map(|t| device.hash_str(t));
+            let entry = |kind, response| encode::EntryOut {
                 time: &time,
                 kind,
                 auth,
                 request: req,
-                response: resp,
+                response,
                 device,
+                token_hash: token_hash.as_ref(),
             };
-            match device.append(&entry) {
+            let result = match (request_line, resp) {
+                (true, Some(r)) => {
+                    device.append(&[entry("request", None), entry("response", Some(r))])
+                }
+                (true, None) => device.append(&[entry("request", None)]),
+                (false, Some(r)) => device.append(&[entry("response", Some(r))]),
+                (false, None) => Ok(()),
+            };
+            match result {
                 Ok(()) => recorded = true,
                 Err(e) => {
                     tracing::error!(device = %device.path, error = %e, "audit device failed to record an entry")
@@ -330,21 +358,35 @@ impl AuditBroker {
         }
     }
 
+    /// Records a request before it is served.
     pub fn log_request(
         &self,
         auth: Option<&AuditAuth>,
         req: &AuditRequest<'_>,
     ) -> Result<(), AuditError> {
-        self.record("request", auth, req, None)
+        self.record(auth, req, true, None)
     }
 
+    /// Records the response to a request already recorded with [`Self::log_request`].
     pub fn log_response(
         &self,
         auth: Option<&AuditAuth>,
         req: &AuditRequest<'_>,
         resp: &AuditResponse<'_>,
     ) -> Result<(), AuditError> {
-        self.record("response", auth, req, Some(resp))
+        self.record(auth, req, false, Some(resp))
+    }
+
+    /// Records a request and its response together, in one write per device. For
+    /// requests without side effects (reads, lists): the response is only released if
+    /// this succeeds, so nothing is revealed unaudited, at half the writes.
+    pub fn log_exchange(
+        &self,
+        auth: Option<&AuditAuth>,
+        req: &AuditRequest<'_>,
+        resp: &AuditResponse<'_>,
+    ) -> Result<(), AuditError> {
+        self.record(auth, req, true, Some(resp))
     }
 }
 

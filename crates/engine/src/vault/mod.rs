@@ -298,8 +298,12 @@ impl Vault {
             caller.sudo = authz.sudo;
         }
 
-        // Nothing is served unaudited.
-        if let Err(e) = self.audit.log_request(Some(&audit_auth), &entry) {
+        // Nothing is served unaudited. A request with side effects is recorded before it
+        // runs; a read (no side effects, no use counted) is recorded together with its
+        // response, in one write, before the response is released.
+        let record_first =
+            !matches!(op, Operation::Read | Operation::List) || caller.entry.claims.uses > 0;
+        if record_first && let Err(e) = self.audit.log_request(Some(&audit_auth), &entry) {
             tracing::error!(error = %e, path = %req.path, "refusing request: no audit device could record it");
             return Reply::error(&ApiError::internal("internal error"));
         }
@@ -311,7 +315,12 @@ impl Vault {
             None => Err(ApiError::no_route(&req.path)),
             Some((kind, prefix)) => self.dispatch(kind, prefix, op, &req, &caller, &acl).await,
         };
-        if self.audit_response(Some(&audit_auth), &entry, &result) {
+        let recorded = if record_first {
+            self.audit_response(Some(&audit_auth), &entry, &result)
+        } else {
+            self.audit_exchange(Some(&audit_auth), &entry, &result)
+        };
+        if recorded {
             self.finish(&req, result)
         } else {
             tracing::error!(path = %req.path, "withholding response: no audit device could record it");
@@ -462,7 +471,25 @@ impl Vault {
         entry: &AuditRequest<'_>,
         result: &ApiResult<Response>,
     ) -> bool {
-        let response = match result {
+        self.audit
+            .log_response(auth, entry, &Self::audit_result(result))
+            .is_ok()
+    }
+
+    /// Records request and response together; returns whether the response may be sent.
+    fn audit_exchange(
+        &self,
+        auth: Option<&AuditAuth>,
+        entry: &AuditRequest<'_>,
+        result: &ApiResult<Response>,
+    ) -> bool {
+        self.audit
+            .log_exchange(auth, entry, &Self::audit_result(result))
+            .is_ok()
+    }
+
+    fn audit_result(result: &ApiResult<Response>) -> AuditResponse<'_> {
+        match result {
             Ok(r) => AuditResponse {
                 status: r.status(),
                 auth: r.auth.as_ref().map(|a| AuditAuth {
@@ -490,8 +517,7 @@ impl Vault {
                 warnings: vec![],
                 error: Some(e.errors.join("; ")),
             },
-        };
-        self.audit.log_response(auth, entry, &response).is_ok()
+        }
     }
 
     async fn handle_public(&self, req: &Request) -> ApiResult<Response> {
