@@ -159,7 +159,8 @@ impl ClusterInfo {
                 description: "",
                 accessor: self.kubernetes_accessor(),
                 uuid: self.uuid_for("auth/kubernetes/"),
-                options: Value::Null,
+                // What Vault shows for a method enabled through the API without options.
+                options: json!({}),
                 auth: true,
             },
             MountInfo {
