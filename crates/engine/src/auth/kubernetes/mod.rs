@@ -270,7 +270,12 @@ impl KubernetesAuth {
         let mut token_metadata = alias_metadata.clone();
         token_metadata.insert("role".into(), role_name.to_string());
 
-        let inline = self.identity_for(alias_name, &alias_metadata, identity);
+        let inline = self
+            .identity_for(alias_name, &alias_metadata, identity)
+            .ok_or_else(|| {
+                tracing::info!(role = %role_name, "kubernetes login refused: the alias's entity is disabled");
+                ApiError::permission_denied()
+            })?;
 
         let mut policies = role.token_policies.clone();
         if !role.token_no_default_policy {
@@ -350,15 +355,18 @@ impl KubernetesAuth {
     /// the login's alias metadata; otherwise the entity is derived from the mount accessor
     /// and the alias name, so every login of one service account gets the same entity id
     /// without anything being stored.
+    ///
+    /// `None` when that entity is disabled: its service account may not log in.
     fn identity_for(
         &self,
         alias_name: &str,
         alias_metadata: &BTreeMap<String, String>,
         identity: &IdentityStore,
-    ) -> Identity {
-        let stored = identity
-            .entity_id_for_alias(&self.accessor, alias_name)
-            .and_then(|id| identity.resolve(&id));
+    ) -> Option<Identity> {
+        let stored = match identity.entity_id_for_alias(&self.accessor, alias_name) {
+            Some(id) => Some(identity.resolve(&id)?),
+            None => None,
+        };
         let mut resolved = stored.unwrap_or_else(|| {
             let entity_id = self.derived_uuid("entity", alias_name);
             Identity {
@@ -389,7 +397,7 @@ impl KubernetesAuth {
             mount_accessor: self.accessor.clone(),
             metadata: alias_metadata.clone(),
         });
-        resolved
+        Some(resolved)
     }
 
     fn derived_uuid(&self, kind: &str, alias_name: &str) -> String {

@@ -1861,6 +1861,14 @@ async fn an_entity_made_by_an_administrator_is_used() {
     )
     .await;
     assert_eq!(h.read(&token, "auth/token/lookup-self").await.status, 403);
+    // ... and its service account cannot log in again (not even as a fresh entity).
+    let again = h
+        .login("app", &mint(&keys().rsa, &projected("ns", "app")))
+        .await;
+    assert_eq!(
+        (again.status, errors(&again)),
+        (403, vec!["permission denied".to_string()])
+    );
 }
 
 #[tokio::test]
@@ -2009,4 +2017,215 @@ async fn jwks_url_logins_through_the_router() {
         Some("operator-sa-token")
     );
     assert_eq!(sent.ca_pem.as_deref(), Some(TEST_CA));
+}
+
+// ---------------------------------------------------------------------------------------
+// The HTTP fetcher, against a loopback server
+// ---------------------------------------------------------------------------------------
+
+/// Serves one canned HTTP response per connection; returns the URL and the requests seen.
+async fn serve(responses: Vec<String>) -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/openid/v1/jwks", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        for response in responses {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&request).to_lowercase());
+            stream.write_all(response.as_bytes()).await.unwrap();
+            stream.shutdown().await.ok();
+        }
+    });
+    (url, seen)
+}
+
+fn http_response(status: &str, extra_headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn the_http_fetcher_gets_the_jwks_with_the_clusters_credentials() {
+    let jwks = json!({"keys": [keys().rsa.jwk_with_kid("k1")]}).to_string();
+    let (url, seen) = serve(vec![
+        http_response("200 OK", "", &jwks),
+        http_response("200 OK", "", &jwks),
+    ])
+    .await;
+    let pod_dir = tempfile::tempdir().unwrap();
+    std::fs::write(pod_dir.path().join("token"), "pod-own-token\n").unwrap();
+    let fetcher = HttpJwksFetcher::with_pod_dir(pod_dir.path().into(), Duration::from_secs(5));
+
+    let body = fetcher
+        .fetch(&JwksRequest {
+            url: url.clone(),
+            bearer: Some(Zeroizing::new("reviewer".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(body, jwks);
+    // Without a configured token, the pod's own one (when allowed).
+    fetcher
+        .fetch(&JwksRequest {
+            url: url.clone(),
+            use_pod_credentials: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen[0].starts_with("get /openid/v1/jwks http/1.1"),
+        "{}",
+        seen[0]
+    );
+    assert!(
+        seen[0].contains("authorization: bearer reviewer"),
+        "{}",
+        seen[0]
+    );
+    assert!(
+        seen[1].contains("authorization: bearer pod-own-token"),
+        "{}",
+        seen[1]
+    );
+}
+
+#[tokio::test]
+async fn the_http_fetcher_reports_failures() {
+    let (url, seen) = serve(vec![
+        http_response("403 Forbidden", "", "{}"),
+        http_response(
+            "302 Found",
+            "Location: http://127.0.0.1:1/elsewhere\r\n",
+            "",
+        ),
+        http_response("200 OK", "", &"x".repeat(jwks::MAX_JWKS_BYTES + 1)),
+    ])
+    .await;
+    let fetcher = HttpJwksFetcher::default();
+    let request = JwksRequest {
+        url: url.clone(),
+        ..Default::default()
+    };
+    let err = fetcher.fetch(&request).await.unwrap_err();
+    assert_eq!(err.to_string(), "the server answered HTTP 403 Forbidden");
+    let err = fetcher.fetch(&request).await.unwrap_err();
+    assert!(
+        err.to_string().contains("302"),
+        "redirects are not followed: {err}"
+    );
+    let err = fetcher.fetch(&request).await.unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    // No request at all to a plain-http, non-loopback URL, or with an unusable CA.
+    let err = fetcher
+        .fetch(&JwksRequest {
+            url: "http://kubernetes.default.svc/openid/v1/jwks".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("https"), "{err}");
+    let err = fetcher
+        .fetch(&JwksRequest {
+            url,
+            ca_pem: Some("not a certificate".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("CA certificate"), "{err}");
+}
+
+/// An HTTPS server for `localhost` with a self-signed certificate (a cluster's API
+/// server and its CA in one); returns its port and certificate PEM.
+async fn serve_tls(body: String) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let pem = cert.cert.pem();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                // Handshakes from clients that do not trust us fail; that is the point.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls
+                    .write_all(http_response("200 OK", "", &body).as_bytes())
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, pem)
+}
+
+#[tokio::test]
+async fn the_http_fetcher_trusts_exactly_the_cluster_ca() {
+    let jwks = json!({"keys": [keys().ec.jwk_with_kid("k")]}).to_string();
+    let (port, cluster_ca) = serve_tls(jwks.clone()).await;
+    let url = format!("https://localhost:{port}/openid/v1/jwks");
+    let fetcher = HttpJwksFetcher::default();
+    let body = fetcher
+        .fetch(&JwksRequest {
+            url: url.clone(),
+            ca_pem: Some(cluster_ca),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(body, jwks);
+
+    let other_ca = rcgen::generate_simple_self_signed(vec!["localhost".into()])
+        .unwrap()
+        .cert
+        .pem();
+    for ca in [Some(other_ca), None] {
+        let err = fetcher
+            .fetch(&JwksRequest {
+                url: url.clone(),
+                ca_pem: ca.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("request failed"),
+            "{ca:?}: {err}"
+        );
+    }
 }
