@@ -340,6 +340,13 @@ impl KubernetesAuth {
             role: role_name.to_string(),
         };
         let token = tokens.issue(&claims);
+        if token.len() > crate::token::claims::MAX_TOKEN_LEN {
+            // Claims come from a signed JWT and the role, but a token too long to verify
+            // would fail every request; better to say so now.
+            return Err(ApiError::internal(
+                "the issued token would exceed the token size limit: shorten the role's alias_metadata",
+            ));
+        }
         let entry = tokens
             .verify(&token)
             .ok_or_else(|| ApiError::internal("a freshly issued token failed verification"))?;

@@ -31,6 +31,13 @@ pub const RESERVED_METADATA: [&str; 7] = [
     "pod_uid",
 ];
 
+/// Most `alias_metadata` entries a role may carry.
+pub const MAX_ALIAS_METADATA: usize = 32;
+
+/// Most bytes of `alias_metadata` keys and values together (a token carries them three
+/// times: token, entity and alias metadata).
+pub const MAX_ALIAS_METADATA_BYTES: usize = 2048;
+
 /// What names the entity alias of a login.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -216,6 +223,16 @@ impl KubernetesRole {
             {
                 return Err(ApiError::bad_request(format!(
                     "alias_metadata key {key:?} is set by the login itself; choose another key"
+                )));
+            }
+            // Every login's token carries these; keep tokens well under their size limit.
+            let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if metadata.len() > MAX_ALIAS_METADATA
+                || size > MAX_ALIAS_METADATA_BYTES
+                || metadata.keys().any(|k| k.is_empty())
+            {
+                return Err(ApiError::bad_request(format!(
+                    "alias_metadata: at most {MAX_ALIAS_METADATA} entries with non-empty keys, and {MAX_ALIAS_METADATA_BYTES} bytes of keys and values in all"
                 )));
             }
             role.alias_metadata = metadata.into_iter().collect();

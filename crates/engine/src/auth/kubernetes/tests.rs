@@ -892,6 +892,8 @@ fn role_validation_speaks_vaults_words() {
         json!({"token_strictly_bind_ip": true}),
         json!({"bound_service_account_namespace_selector": "{\"matchLabels\":{\"a\":\"b\"}}"}),
         json!({"alias_metadata": {"service_account_name": "spoof"}}),
+        json!({"alias_metadata": {"k": "v".repeat(2048)}}),
+        json!({"alias_metadata": (0..33).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>()}),
         json!({"audience": ["a", "b"]}),
     ] {
         let err = bound(extra.clone()).unwrap_err();
@@ -1945,6 +1947,35 @@ async fn token_ttls_follow_the_role() {
     let auth = reply.body.unwrap()["auth"].clone();
     assert_eq!(auth["policies"], json!(["p"]));
     assert_eq!(auth["lease_duration"], 3600, "the default TTL");
+}
+
+#[tokio::test]
+async fn the_largest_allowed_metadata_still_fits_in_a_token() {
+    let h = harness().await;
+    h.configure().await;
+    // 32 entries, 2048 bytes in all: the most a role may carry.
+    let metadata: serde_json::Map<String, Value> = (0..32)
+        .map(|i| (format!("key-{i:02}"), json!("v".repeat(64 - 6))))
+        .collect();
+    let r = h
+        .write(
+            "auth/kubernetes/role/big",
+            json!({
+                "bound_service_account_names": "*",
+                "bound_service_account_namespaces": "*",
+                "alias_metadata": metadata,
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    // Long (but valid: 253 characters) Kubernetes names.
+    let long = "n".repeat(253);
+    let reply = h
+        .login("big", &mint(&keys().rsa, &projected(&long[..63], &long)))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let token = token_of(&reply);
+    assert_eq!(h.read(&token, "auth/token/lookup-self").await.status, 200);
 }
 
 #[tokio::test]
