@@ -229,6 +229,15 @@ impl IdentityStore {
             .map(|e| e.identity())
     }
 
+    /// The entity holding an alias on an auth mount, if one exists (never creates one:
+    /// logins that must not write storage use this).
+    pub fn entity_id_for_alias(&self, mount_accessor: &str, alias_name: &str) -> Option<String> {
+        self.read()
+            .by_alias
+            .get(&(mount_accessor.to_string(), alias_name.to_string()))
+            .cloned()
+    }
+
     /// Whether the entity exists and is disabled (its tokens must then be refused).
     pub fn is_disabled(&self, entity_id: &str) -> bool {
         !entity_id.is_empty() && self.read().by_id.get(entity_id).is_some_and(|e| e.disabled)

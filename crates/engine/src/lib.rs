@@ -4,6 +4,7 @@
 //! - [`storage`]: the backend trait, the embedded redb backend and a conformance suite;
 //! - [`crypto`]: root key → keyring → the encrypting [`crypto::Barrier`] over a backend;
 //! - [`kv`], [`token`], [`policy`], [`identity`], [`audit`]: the Vault subsystems;
+//! - [`auth`]: auth methods that log clients in (Kubernetes);
 //! - [`logical`]: Vault's request/response model;
 //! - [`vault::Vault`]: the router that authenticates, authorises, audits and dispatches
 //!   each request; [`sys`] holds its `sys/` endpoints.
@@ -12,6 +13,7 @@
 //! [`logical::Request`]s and [`logical::Response`]s back into HTTP.
 
 pub mod audit;
+pub mod auth;
 pub mod crypto;
 pub mod identity;
 pub mod kv;

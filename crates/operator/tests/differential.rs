@@ -755,6 +755,13 @@ fn scenario() -> Scenario {
         "sys/internal/ui/mounts/secret/d/app",
         None,
     );
+    // Built in on ours, enabled here on OpenBao, so both list it.
+    s.step(
+        "enable kubernetes auth",
+        "POST",
+        "sys/auth/kubernetes",
+        Some(json!({"type": "kubernetes"})),
+    );
     s.step("auth methods", "GET", "sys/auth", None);
     s.step("rotate keyring", "POST", "sys/rotate", Some(json!({})));
     s.step("key status", "GET", "sys/key-status", None);

@@ -253,13 +253,18 @@ impl Vault {
             (p, _) if p.starts_with("auth/") => {
                 let target = device_path(&p["auth/".len()..]);
                 let kind = fields.string("type")?.unwrap_or_default();
+                // `vault auth enable kubernetes`: the method is built in, so enabling it
+                // where it already is succeeds.
+                if write && target == "kubernetes/" && kind == "kubernetes" {
+                    return Ok(Response::no_content());
+                }
                 if self.cluster.auth_mounts().iter().any(|m| m.path == target) {
                     return Err(ApiError::bad_request(format!(
                         "path is already in use at {target}"
                     )));
                 }
                 Err(ApiError::bad_request(format!(
-                    "auth method {kind:?} cannot be enabled at {target}: secretvault's auth methods are built in (token/)"
+                    "auth method {kind:?} cannot be enabled at {target}: secretvault's auth methods are built in (token/, kubernetes/)"
                 )))
             }
             ("internal/ui/mounts", Operation::Read) => {

@@ -15,6 +15,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditAuth, AuditBroker, AuditRequest, AuditResponse};
+use crate::auth::kubernetes::KubernetesAuth;
 use crate::crypto::{Barrier, RootKey};
 use crate::identity::{AuthMountRef, Identity, IdentityStore};
 use crate::kv::Kv;
@@ -83,6 +84,7 @@ pub(crate) enum MountKind {
     Token,
     Identity,
     Kv,
+    Kubernetes,
 }
 
 /// The most ACLs kept; past this the cache starts over (cheap to rebuild).
@@ -94,6 +96,7 @@ pub struct Vault {
     pub(crate) policies: PolicyStore,
     pub(crate) identity: IdentityStore,
     pub(crate) kv: Kv,
+    pub(crate) kubernetes: KubernetesAuth,
     pub(crate) audit: AuditBroker,
     pub(crate) cluster: ClusterInfo,
     pub(crate) config: VaultConfig,
@@ -117,14 +120,23 @@ impl Vault {
         let cluster = ClusterInfo::load_or_create(&barrier).await?;
         let tokens = TokenStore::open(barrier.clone()).await?;
         let policies = PolicyStore::open(barrier.clone()).await?;
-        let auth_mounts = vec![AuthMountRef {
-            accessor: TOKEN_MOUNT_ACCESSOR.to_string(),
-            mount_type: "token".into(),
-            path: "auth/token/".into(),
-        }];
+        let kubernetes = KubernetesAuth::new(barrier.clone(), cluster.kubernetes_accessor());
+        let auth_mounts = vec![
+            AuthMountRef {
+                accessor: TOKEN_MOUNT_ACCESSOR.to_string(),
+                mount_type: "token".into(),
+                path: "auth/token/".into(),
+            },
+            AuthMountRef {
+                accessor: kubernetes.accessor().to_string(),
+                mount_type: "kubernetes".into(),
+                path: crate::auth::kubernetes::MOUNT_PATH.into(),
+            },
+        ];
         let identity = IdentityStore::open(barrier.clone(), auth_mounts).await?;
         let kv = Kv::new(barrier.clone(), "kv/secret/");
         let vault = Vault {
+            kubernetes,
             audit: AuditBroker::new(),
             barrier,
             tokens,
@@ -165,6 +177,11 @@ impl Vault {
         &self.cluster
     }
 
+    /// The Kubernetes auth method at `auth/kubernetes/` (to install another verifier).
+    pub fn kubernetes_auth(&self) -> &KubernetesAuth {
+        &self.kubernetes
+    }
+
     /// Makes sure a root token exists (dev mode) and returns it.
     pub async fn ensure_root_token(&self, requested: Option<&str>) -> ApiResult<Zeroizing<String>> {
         self.tokens.ensure_root_token(requested).await
@@ -196,6 +213,11 @@ impl Vault {
     /// Paths answered without a token (and without an audit entry), as in Vault.
     fn is_public(path: &str) -> bool {
         matches!(path, "sys/health" | "sys/seal-status" | "sys/leader")
+    }
+
+    /// Login paths: no token needed, but audited like every other request.
+    fn is_login(path: &str) -> bool {
+        path == crate::auth::kubernetes::LOGIN_PATH
     }
 
     /// Paths that need a valid token but no ACL grant (the handler checks what it must).
@@ -231,6 +253,9 @@ impl Vault {
         if Self::is_public(&req.path) {
             return self.finish(&req, self.handle_public(&req).await);
         }
+        if Self::is_login(&req.path) {
+            return self.handle_login(&req).await;
+        }
 
         // Authenticate.
         let caller = match req
@@ -263,6 +288,13 @@ impl Vault {
             None => match route {
                 Some((MountKind::Kv, prefix)) => {
                     match self.kv.exists(&req.path[prefix.len()..]).await {
+                        Ok(true) => Operation::Update,
+                        Ok(false) => Operation::Create,
+                        Err(e) => return Reply::error(&e),
+                    }
+                }
+                Some((MountKind::Kubernetes, prefix)) => {
+                    match self.kubernetes.exists(&req.path[prefix.len()..]).await {
                         Ok(true) => Operation::Update,
                         Ok(false) => Operation::Create,
                         Err(e) => return Reply::error(&e),
@@ -328,6 +360,31 @@ impl Vault {
         }
     }
 
+    /// A login: no caller to authenticate or authorise, but the request and the response
+    /// (with the issued token, which the broker HMACs) are audited, failing closed.
+    async fn handle_login(&self, req: &Request) -> Reply {
+        let op = req.operation.unwrap_or(Operation::Update);
+        let entry = self.audit_entry(req, None, op);
+        if let Err(e) = self.audit.log_request(None, &entry) {
+            tracing::error!(error = %e, path = %req.path, "refusing login: no audit device could record it");
+            return Reply::error(&ApiError::internal("internal error"));
+        }
+        let result = match Self::route(&req.path) {
+            Some((MountKind::Kubernetes, _)) => {
+                self.kubernetes
+                    .login(op, req, &self.tokens, &self.identity)
+                    .await
+            }
+            _ => Err(ApiError::no_route(&req.path)),
+        };
+        if self.audit_response(None, &entry, &result) {
+            self.finish(req, result)
+        } else {
+            tracing::error!(path = %req.path, "withholding login response: no audit device could record it");
+            Reply::error(&ApiError::internal("internal error"))
+        }
+    }
+
     fn finish(&self, req: &Request, result: ApiResult<Response>) -> Reply {
         match result {
             Ok(response) => Reply {
@@ -364,6 +421,11 @@ impl Vault {
                 result
             }
             MountKind::Sys => self.handle_sys(op, rel, req, caller, acl).await,
+            MountKind::Kubernetes => {
+                self.kubernetes
+                    .handle(op, rel, req, &self.tokens, &self.identity)
+                    .await
+            }
         }
     }
 

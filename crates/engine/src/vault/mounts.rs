@@ -20,6 +20,7 @@ pub(super) fn route_prefixes() -> &'static [(&'static str, MountKind)] {
     &[
         ("sys/", MountKind::Sys),
         ("auth/token/", MountKind::Token),
+        ("auth/kubernetes/", MountKind::Kubernetes),
         ("identity/", MountKind::Identity),
         ("secret/", MountKind::Kv),
     ]
@@ -69,7 +70,7 @@ impl MountInfo {
             "type": self.kind,
             "uuid": self.uuid,
         });
-        if self.kind == "kv" {
+        if self.kind == "kv" || self.kind == "kubernetes" {
             mount["deprecation_status"] = json!("supported");
         }
         if self.kind == "system" {
@@ -154,22 +155,50 @@ impl ClusterInfo {
         ]
     }
 
-    /// Auth-method mounts.
+    /// The accessor of the Kubernetes auth mount: entity aliases and templated policies
+    /// (`identity.entity.aliases.<accessor>...`) name it.
+    pub fn kubernetes_accessor(&self) -> String {
+        format!("auth_kubernetes_{}", self.derived("auth/kubernetes/", 8))
+    }
+
+    /// Auth-method mounts, in path order.
     pub fn auth_mounts(&self) -> Vec<MountInfo> {
-        vec![MountInfo {
-            path: "token/",
-            kind: "token",
-            description: "token based credentials",
-            accessor: TOKEN_MOUNT_ACCESSOR.to_string(),
-            uuid: self.uuid_for("auth/token/"),
-            options: Value::Null,
-            auth: true,
-        }]
+        vec![
+            MountInfo {
+                path: "kubernetes/",
+                kind: "kubernetes",
+                description: "",
+                accessor: self.kubernetes_accessor(),
+                uuid: self.uuid_for("auth/kubernetes/"),
+                // What Vault shows for a method enabled through the API without options.
+                options: json!({}),
+                auth: true,
+            },
+            MountInfo {
+                path: "token/",
+                kind: "token",
+                description: "token based credentials",
+                accessor: TOKEN_MOUNT_ACCESSOR.to_string(),
+                uuid: self.uuid_for("auth/token/"),
+                options: Value::Null,
+                auth: true,
+            },
+        ]
     }
 
     pub(super) fn mount_for(&self, kind: MountKind, prefix: &str) -> MountInfo {
         match kind {
-            MountKind::Token => self.auth_mounts().remove(0),
+            MountKind::Token | MountKind::Kubernetes => {
+                let path = if kind == MountKind::Token {
+                    "token/"
+                } else {
+                    "kubernetes/"
+                };
+                self.auth_mounts()
+                    .into_iter()
+                    .find(|m| m.path == path)
+                    .unwrap_or_else(|| unreachable!("every auth mount is in the mount table"))
+            }
             _ => self
                 .secret_mounts()
                 .into_iter()
