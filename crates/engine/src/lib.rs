@@ -4,6 +4,7 @@
 //! - [`storage`]: the backend trait, the embedded redb backend and a conformance suite;
 //! - [`crypto`]: root key → keyring → the encrypting [`crypto::Barrier`] over a backend;
 //! - [`kv`], [`token`], [`policy`], [`identity`], [`audit`]: the Vault subsystems;
+//! - [`seal`]: sealing values for Git (HPKE to the cluster's sealing key) and unsealing them;
 //! - [`logical`]: Vault's request/response model;
 //! - [`vault::Vault`]: the router that authenticates, authorises, audits and dispatches
 //!   each request; [`sys`] holds its `sys/` endpoints.
@@ -17,6 +18,7 @@ pub mod identity;
 pub mod kv;
 pub mod logical;
 pub mod policy;
+pub mod seal;
 pub mod storage;
 pub mod sys;
 pub mod token;

@@ -35,6 +35,8 @@ pub struct VaultConfig {
     pub keyring_rotation_period: Duration,
     /// Reported by `sys/health`.
     pub version: String,
+    /// Add a new sealing key pair when the current one is older than this (0 disables).
+    pub sealing_key_rotation_period: Duration,
 }
 
 impl Default for VaultConfig {
@@ -42,6 +44,7 @@ impl Default for VaultConfig {
         VaultConfig {
             keyring_rotation_period: Duration::from_secs(90 * 24 * 3600),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            sealing_key_rotation_period: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -52,6 +55,8 @@ pub enum OpenError {
     Barrier(#[from] crate::crypto::BarrierError),
     #[error("{0}")]
     Api(String),
+    #[error(transparent)]
+    Sealing(#[from] crate::seal::SealError),
 }
 
 impl From<ApiError> for OpenError {
@@ -104,6 +109,7 @@ pub struct Vault {
     pub(crate) audit: AuditBroker,
     pub(crate) cluster: ClusterInfo,
     pub(crate) config: VaultConfig,
+    pub(crate) sealing: crate::seal::SealingKeys,
     acl_cache: Mutex<(u64, HashMap<AclKey, Arc<Acl>>)>,
 }
 
@@ -126,6 +132,7 @@ impl Vault {
         }];
         let identity = IdentityStore::open(barrier.clone(), auth_mounts).await?;
         let kv = Kv::new(barrier.clone(), "kv/secret/");
+        let sealing = crate::seal::SealingKeys::open(barrier.clone()).await?;
         let vault = Vault {
             audit: AuditBroker::new(),
             barrier,
@@ -135,6 +142,7 @@ impl Vault {
             kv,
             cluster,
             config,
+            sealing,
             acl_cache: Mutex::new((0, HashMap::new())),
         };
         vault.restore_audit_devices().await?;
@@ -177,6 +185,7 @@ impl Vault {
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "automatic keyring rotation failed; will retry"),
         }
+        self.renew_sealing_key_if_due().await;
     }
 
     pub(crate) fn route(path: &str) -> Option<(MountKind, &'static str)> {
@@ -194,7 +203,10 @@ impl Vault {
 
     /// Paths answered without a token (and without an audit entry), as in Vault.
     fn is_public(path: &str) -> bool {
-        matches!(path, "sys/health" | "sys/seal-status" | "sys/leader")
+        matches!(
+            path,
+            "sys/health" | "sys/seal-status" | "sys/leader" | "sys/sealing-key"
+        )
     }
 
     /// Paths that need a valid token but no ACL grant (the handler checks what it must).
@@ -565,6 +577,7 @@ impl Vault {
                     "performance_standby_last_remote_wal": 0,
                 }),
             )),
+            "sys/sealing-key" => self.sealing_key_response(req),
             _ => Err(ApiError::no_route(&req.path)),
         }
     }
