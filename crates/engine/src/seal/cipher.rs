@@ -108,23 +108,23 @@ impl SealingPublicKey {
                 "the JSON has no \"public_key\" string (expected the response of GET /v1/sys/sealing-key, or its \"data\" object)",
             ));
         };
-        if let Some(algorithm) = object.get("algorithm") {
-            if algorithm.as_str() != Some(ALGORITHM) {
-                return Err(SealError::invalid_public_key(format!(
-                    "its algorithm is {}, but svctl seals with {ALGORITHM:?}; use a newer svctl",
-                    truncate(&algorithm.to_string(), 80)
-                )));
-            }
+        if let Some(algorithm) = object.get("algorithm")
+            && algorithm.as_str() != Some(ALGORITHM)
+        {
+            return Err(SealError::invalid_public_key(format!(
+                "its algorithm is {}, but svctl seals with {ALGORITHM:?}; use a newer svctl",
+                truncate(&algorithm.to_string(), 80)
+            )));
         }
         let key = Self::from_base64(public_key)?;
-        if let Some(id) = object.get("key_id") {
-            if id.as_str() != Some(key.id()) {
-                return Err(SealError::invalid_public_key(format!(
-                    "its key_id {} does not match its public_key (whose id is {:?}); the file was altered",
-                    truncate(&id.to_string(), 40),
-                    key.id()
-                )));
-            }
+        if let Some(id) = object.get("key_id")
+            && id.as_str() != Some(key.id())
+        {
+            return Err(SealError::invalid_public_key(format!(
+                "its key_id {} does not match its public_key (whose id is {:?}); the file was altered",
+                truncate(&id.to_string(), 40),
+                key.id()
+            )));
         }
         Ok(key)
     }

@@ -166,7 +166,7 @@ async fn invalid_bindings_are_refused_with_the_field_named() {
         (Binding::new("", "db", "k"), "namespace"),
         (Binding::new("Prod", "db", "k"), "namespace"),
         (Binding::new("a/b", "db", "k"), "namespace"),
-        (Binding::new(&"n".repeat(64), "db", "k"), "namespace"),
+        (Binding::new("n".repeat(64), "db", "k"), "namespace"),
         (Binding::new("prod", "", "k"), "name"),
         (Binding::new("prod", "db/x", "k"), "name"),
         (Binding::new("prod", "-db", "k"), "name"),

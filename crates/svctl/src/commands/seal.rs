@@ -146,16 +146,29 @@ fn fetch_public_key(http: &HttpArgs) -> Result<(SealingPublicKey, Value), Error>
         ca_cert: http.ca_cert.clone(),
         token: None,
     })?;
-    let secret = client.read(SEALING_KEY_PATH, &[]).map_err(|e| {
-        Error::api(
-            format!("Error reading the sealing key from {SEALING_KEY_PATH}"),
-            e,
-        )
-    })?;
+    let not_secretvault = |answer: String| {
+        Error::Remote(format!(
+            "the server at {address} serves no sealing key at /v1/{SEALING_KEY_PATH} ({answer}): it is not a secretvault server (Vault and OpenBao do not seal for Git); point VAULT_ADDR at secretvault, or pass --public-key"
+        ))
+    };
+    // secretvault serves this path to anyone; a refusal means another kind of server.
+    let secret = match client.read(SEALING_KEY_PATH, &[]) {
+        Ok(secret) => secret,
+        Err(e) if matches!(e.status(), Some(403..=405)) => {
+            return Err(not_secretvault(format!(
+                "it answered {}",
+                e.status().unwrap_or_default()
+            )));
+        }
+        Err(e) => {
+            return Err(Error::api(
+                format!("Error reading the sealing key from {SEALING_KEY_PATH}"),
+                e,
+            ));
+        }
+    };
     let Some(data) = secret.and_then(|s| s.data) else {
-        return Err(Error::Remote(format!(
-            "the server at {address} serves no sealing key at /v1/{SEALING_KEY_PATH}: it is not a secretvault server (Vault and OpenBao do not seal for Git); point VAULT_ADDR at secretvault, or pass --public-key"
-        )));
+        return Err(not_secretvault("it answered with no data".into()));
     };
     let document = Value::Object(data);
     let key = SealingPublicKey::parse(&document.to_string()).map_err(|e| {
@@ -251,7 +264,10 @@ pub fn manifest_yaml(
         metadata: Metadata { name, namespace },
         spec: Spec { data },
     };
-    let yaml = serde_saphyr::to_string(&manifest)
+    // One sealed value per line, as people write manifests (not folded `>-` blocks).
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    let yaml = serde_saphyr::to_string_with_options(&manifest, options)
         .map_err(|e| Error::Usage(format!("writing the manifest as YAML: {e}")))?;
     Ok(format!(
         "# Sealed by svctl to sealing key {key_id}. Safe to commit: only the cluster can open\n\
@@ -311,6 +327,10 @@ mod tests {
             "sv:v1:0123456789abcdef:89abcdef:BBBB".to_string(),
         );
         let yaml = manifest_yaml("prod", "db", "0123456789abcdef", &data).unwrap();
+        assert!(
+            yaml.contains("\n    password: sv:v1:0123456789abcdef:01234567:AAAA\n"),
+            "{yaml}"
+        );
         assert!(
             yaml.starts_with("# Sealed by svctl to sealing key 0123456789abcdef."),
             "{yaml}"
