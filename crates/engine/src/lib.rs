@@ -5,6 +5,7 @@
 //! - [`crypto`]: root key → keyring → the encrypting [`crypto::Barrier`] over a backend;
 //! - [`kv`], [`token`], [`policy`], [`identity`], [`audit`]: the Vault subsystems;
 //! - [`auth`]: auth methods that log clients in (Kubernetes);
+//! - [`seal`]: sealing values for Git (HPKE to the cluster's sealing key) and unsealing them;
 //! - [`logical`]: Vault's request/response model;
 //! - [`vault::Vault`]: the router that authenticates, authorises, audits and dispatches
 //!   each request; [`sys`] holds its `sys/` endpoints.
@@ -19,6 +20,7 @@ pub mod identity;
 pub mod kv;
 pub mod logical;
 pub mod policy;
+pub mod seal;
 pub mod storage;
 pub mod sys;
 pub mod token;

@@ -68,6 +68,11 @@ pub struct DevArgs {
     /// Rotate the storage keyring when its key is this old (e.g. 90d, 2160h; 0 disables).
     #[arg(long, env = "SECRETVAULT_KEYRING_ROTATION_PERIOD", default_value = "90d", value_parser = parse_duration)]
     pub keyring_rotation_period: Duration,
+
+    /// Add a new sealing key pair (for `svctl seal`) when the current one is this old
+    /// (e.g. 30d, 720h; 0 disables). Old pairs are kept, so older sealed values still open.
+    #[arg(long, env = "SECRETVAULT_SEALING_KEY_ROTATION_PERIOD", default_value = "30d", value_parser = parse_duration)]
+    pub sealing_key_rotation_period: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -90,6 +95,10 @@ mod tests {
         let Command::Dev(dev) = args.command;
         assert_eq!(dev.listen.to_string(), "127.0.0.1:8200");
         assert_eq!(dev.keyring_rotation_period, Duration::from_secs(90 * 86400));
+        assert_eq!(
+            dev.sealing_key_rotation_period,
+            Duration::from_secs(30 * 86400)
+        );
         assert!(
             Args::try_parse_from(["secretvault-operator", "dev", "--tls-cert", "x"]).is_err(),
             "cert needs key"
@@ -100,6 +109,31 @@ mod tests {
                 "dev",
                 "--keyring-rotation-period",
                 "soon"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn sealing_key_rotation_period() {
+        let args = Args::try_parse_from([
+            "secretvault-operator",
+            "dev",
+            "--sealing-key-rotation-period",
+            "12h",
+        ])
+        .unwrap();
+        let Command::Dev(dev) = args.command;
+        assert_eq!(
+            dev.sealing_key_rotation_period,
+            Duration::from_secs(12 * 3600)
+        );
+        assert!(
+            Args::try_parse_from([
+                "secretvault-operator",
+                "dev",
+                "--sealing-key-rotation-period",
+                "monthly"
             ])
             .is_err()
         );

@@ -31,6 +31,7 @@ fn dev_options(dev: args::DevArgs) -> secretvault_server::dev::DevOptions {
     options.policy_dir = dev.policy_dir;
     options.server.limits.max_request_bytes = dev.max_request_size;
     options.vault.keyring_rotation_period = dev.keyring_rotation_period;
+    options.vault.sealing_key_rotation_period = dev.sealing_key_rotation_period;
     if let (Some(cert_file), Some(key_file)) = (dev.tls_cert, dev.tls_key) {
         options.server.tls = Some(secretvault_server::tls::TlsSettings {
             cert_file,

@@ -67,6 +67,46 @@ pub enum Command {
     /// Work with audit devices.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Seal a value for Git: encrypt it to the cluster's public sealing key, for one key of one SecretVault.
+    Seal(SealArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The value is read from stdin (exactly, trailing newline included) or --from-file. \
+    The public key comes from the server at VAULT_ADDR (no token needed) or, offline, from --public-key: \
+    a file saved by `svctl seal --fetch-public-key`, the JSON of GET /v1/sys/sealing-key, or the bare base64 key."
+)]
+pub struct SealArgs {
+    /// Namespace of the SecretVault the value is for.
+    #[arg(long, value_name = "NS", required_unless_present = "fetch_public_key")]
+    pub namespace: Option<String>,
+    /// Name of the SecretVault the value is for.
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present = "fetch_public_key"
+    )]
+    pub name: Option<String>,
+    /// The key under spec.data the value is for.
+    #[arg(long, value_name = "KEY", required_unless_present_any = ["manifest", "fetch_public_key"], conflicts_with = "manifest")]
+    pub key: Option<String>,
+    /// Print a SecretVault manifest (YAML) sealing every key of a map key -> value read
+    /// from --from-file (YAML or JSON) or stdin.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub manifest: Option<bool>,
+    /// Read the value (with --manifest, the map) from this file instead of stdin.
+    #[arg(long = "from-file", value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// Seal offline to the public key in this file instead of asking the server.
+    #[arg(long = "public-key", value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
+    /// Print the server's public sealing key as JSON (the file --public-key reads) and exit.
+    #[arg(long = "fetch-public-key", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool,
+          conflicts_with_all = ["namespace", "name", "key", "manifest", "from_file", "public_key"])]
+    pub fetch_public_key: Option<bool>,
 }
 
 /// `-format`.
@@ -740,6 +780,62 @@ mod tests {
         assert!(parse_strs(&["svctl", "kv", "get", "-bogus", "x"]).is_err());
         // Flags a command does not have are refused, as by the Vault CLI.
         assert!(parse_strs(&["svctl", "kv", "metadata", "delete", "-format=json", "x"]).is_err());
+    }
+
+    #[test]
+    fn seal_flags() {
+        let cli = parse_strs(&[
+            "svctl",
+            "seal",
+            "-namespace=prod",
+            "-name",
+            "db",
+            "-key=password",
+        ])
+        .unwrap();
+        let Command::Seal(s) = cli.command else {
+            panic!("not seal")
+        };
+        assert_eq!(s.namespace.as_deref(), Some("prod"));
+        assert_eq!(s.key.as_deref(), Some("password"));
+        assert_eq!(s.manifest, None);
+
+        let cli = parse_strs(&[
+            "svctl",
+            "seal",
+            "--namespace",
+            "prod",
+            "--name",
+            "db",
+            "--manifest",
+            "--from-file",
+            "v.yaml",
+        ])
+        .unwrap();
+        let Command::Seal(s) = cli.command else {
+            panic!("not seal")
+        };
+        assert_eq!(s.manifest, Some(true));
+
+        assert!(parse_strs(&["svctl", "seal", "--fetch-public-key"]).is_ok());
+        // A single value needs its key; a manifest takes keys from the file.
+        assert!(parse_strs(&["svctl", "seal", "--namespace", "a", "--name", "b"]).is_err());
+        assert!(parse_strs(&["svctl", "seal", "--name", "b", "--key", "k"]).is_err());
+        assert!(
+            parse_strs(&[
+                "svctl",
+                "seal",
+                "--namespace",
+                "a",
+                "--name",
+                "b",
+                "--key",
+                "k",
+                "--manifest"
+            ])
+            .is_err()
+        );
+        assert!(parse_strs(&["svctl", "seal", "--fetch-public-key", "--namespace", "a"]).is_err());
     }
 
     #[test]

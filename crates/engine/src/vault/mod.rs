@@ -36,6 +36,8 @@ pub struct VaultConfig {
     pub keyring_rotation_period: Duration,
     /// Reported by `sys/health`.
     pub version: String,
+    /// Add a new sealing key pair when the current one is older than this (0 disables).
+    pub sealing_key_rotation_period: Duration,
 }
 
 impl Default for VaultConfig {
@@ -43,6 +45,7 @@ impl Default for VaultConfig {
         VaultConfig {
             keyring_rotation_period: Duration::from_secs(90 * 24 * 3600),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            sealing_key_rotation_period: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -53,6 +56,8 @@ pub enum OpenError {
     Barrier(#[from] crate::crypto::BarrierError),
     #[error("{0}")]
     Api(String),
+    #[error(transparent)]
+    Sealing(#[from] crate::seal::SealError),
 }
 
 impl From<ApiError> for OpenError {
@@ -106,6 +111,7 @@ pub struct Vault {
     /// (route prefix, mount type, accessor) for every routed mount, computed once: the
     /// accessors are derived with HMACs, too costly to redo for every audit entry.
     mount_index: Vec<(&'static str, String, String)>,
+    pub(crate) sealing: crate::seal::SealingKeys,
 }
 
 impl Vault {
@@ -135,6 +141,7 @@ impl Vault {
         ];
         let identity = IdentityStore::open(barrier.clone(), auth_mounts).await?;
         let kv = Kv::new(barrier.clone(), "kv/secret/");
+        let sealing = crate::seal::SealingKeys::open(barrier.clone()).await?;
         let vault = Vault {
             kubernetes,
             audit: AuditBroker::new(),
@@ -145,6 +152,7 @@ impl Vault {
             kv,
             cluster,
             config,
+            sealing,
             acl_cache: Mutex::new((0, HashMap::new())),
             mount_index: Vec::new(),
         };
@@ -201,6 +209,7 @@ impl Vault {
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "automatic keyring rotation failed; will retry"),
         }
+        self.renew_sealing_key_if_due().await;
     }
 
     pub(crate) fn route(path: &str) -> Option<(MountKind, &'static str)> {
@@ -212,7 +221,10 @@ impl Vault {
 
     /// Paths answered without a token (and without an audit entry), as in Vault.
     fn is_public(path: &str) -> bool {
-        matches!(path, "sys/health" | "sys/seal-status" | "sys/leader")
+        matches!(
+            path,
+            "sys/health" | "sys/seal-status" | "sys/leader" | "sys/sealing-key"
+        )
     }
 
     /// Login paths: no token needed, but audited like every other request.
@@ -630,6 +642,7 @@ impl Vault {
                     "performance_standby_last_remote_wal": 0,
                 }),
             )),
+            "sys/sealing-key" => self.sealing_key_response(req),
             _ => Err(ApiError::no_route(&req.path)),
         }
     }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod kv;
 pub mod policy;
+pub mod seal;
 pub mod token;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<(), Error> {
         Command::Token(cmd) => token::run(cmd, &http, ui),
         Command::Policy(cmd) => policy::run(cmd, &http, ui),
         Command::Audit(cmd) => audit::run(cmd, &http, ui),
+        Command::Seal(args) => seal::run(args, &http, ui),
     }
 }
 
