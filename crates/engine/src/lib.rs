@@ -3,7 +3,7 @@
 //! Everything that decides what a request means lives here, free of HTTP:
 //! - [`storage`]: the backend trait, the embedded redb backend and a conformance suite;
 //! - [`crypto`]: root key → keyring → the encrypting [`crypto::Barrier`] over a backend;
-//! - [`kv`], [`token`], [`policy`], [`identity`], [`audit`]: the Vault subsystems;
+//! - [`kv`], [`transit`], [`token`], [`policy`], [`identity`], [`audit`]: the Vault subsystems;
 //! - [`logical`]: Vault's request/response model;
 //! - [`vault::Vault`]: the router that authenticates, authorises, audits and dispatches
 //!   each request; [`sys`] holds its `sys/` endpoints.
@@ -20,6 +20,7 @@ pub mod policy;
 pub mod storage;
 pub mod sys;
 pub mod token;
+pub mod transit;
 pub mod util;
 pub mod vault;
 

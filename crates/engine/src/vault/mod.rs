@@ -23,6 +23,7 @@ use crate::policy::Acl;
 use crate::storage::Backend;
 use crate::sys::policies::PolicyStore;
 use crate::token::{Caller, TOKEN_MOUNT_ACCESSOR, TokenEntry, TokenStore};
+use crate::transit::Transit;
 
 mod mounts;
 
@@ -83,6 +84,7 @@ pub(crate) enum MountKind {
     Token,
     Identity,
     Kv,
+    Transit,
 }
 
 /// Cached ACLs are keyed by what they are built from.
@@ -101,6 +103,7 @@ pub struct Vault {
     pub(crate) policies: PolicyStore,
     pub(crate) identity: IdentityStore,
     pub(crate) kv: Kv,
+    pub(crate) transit: Transit,
     pub(crate) audit: AuditBroker,
     pub(crate) cluster: ClusterInfo,
     pub(crate) config: VaultConfig,
@@ -126,6 +129,7 @@ impl Vault {
         }];
         let identity = IdentityStore::open(barrier.clone(), auth_mounts).await?;
         let kv = Kv::new(barrier.clone(), "kv/secret/");
+        let transit = Transit::new(barrier.clone(), "transit/transit/");
         let vault = Vault {
             audit: AuditBroker::new(),
             barrier,
@@ -133,6 +137,7 @@ impl Vault {
             policies,
             identity,
             kv,
+            transit,
             cluster,
             config,
             acl_cache: Mutex::new((0, HashMap::new())),
@@ -144,6 +149,11 @@ impl Vault {
     /// The KV v2 mount at `secret/`, for in-process callers (the operator).
     pub fn kv(&self) -> &Kv {
         &self.kv
+    }
+
+    /// The transit mount at `transit/`, for in-process callers (the operator).
+    pub fn transit(&self) -> &Transit {
+        &self.transit
     }
 
     pub fn policies(&self) -> &PolicyStore {
@@ -163,7 +173,7 @@ impl Vault {
         self.tokens.ensure_root_token(requested).await
     }
 
-    /// Periodic housekeeping: rotates the keyring when it is due. Safe to call often.
+    /// Periodic housekeeping: rotates the keyring and transit keys when due. Safe to call often.
     pub async fn maintain(&self) {
         match self
             .barrier
@@ -177,14 +187,18 @@ impl Vault {
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "automatic keyring rotation failed; will retry"),
         }
+        if let Err(e) = self.transit.rotate_due_keys().await {
+            tracing::error!(error = %e, "automatic transit key rotation failed; will retry");
+        }
     }
 
     pub(crate) fn route(path: &str) -> Option<(MountKind, &'static str)> {
-        const TABLE: [(&str, MountKind); 4] = [
+        const TABLE: &[(&str, MountKind)] = &[
             ("sys/", MountKind::Sys),
             ("auth/token/", MountKind::Token),
             ("identity/", MountKind::Identity),
             ("secret/", MountKind::Kv),
+            ("transit/", MountKind::Transit),
         ];
         TABLE
             .iter()
@@ -271,6 +285,13 @@ impl Vault {
                         Err(e) => return Reply::error(&e),
                     }
                 }
+                Some((MountKind::Transit, prefix)) => {
+                    match self.transit.exists(&req.path[prefix.len()..]).await {
+                        Ok(true) => Operation::Update,
+                        Ok(false) => Operation::Create,
+                        Err(e) => return Reply::error(&e),
+                    }
+                }
                 Some((MountKind::Sys, _)) if req.path.starts_with("sys/policies/acl/") => {
                     let name = crate::sys::policies::normalize_name(
                         &req.path["sys/policies/acl/".len()..],
@@ -342,6 +363,7 @@ impl Vault {
         let rel = &req.path[prefix.len()..];
         match kind {
             MountKind::Kv => self.kv.handle(op, rel, req).await,
+            MountKind::Transit => self.transit.handle(op, rel, req).await,
             MountKind::Token => {
                 self.tokens
                     .handle(op, rel, req, Some(caller), &self.identity)
