@@ -50,9 +50,11 @@ pub(super) fn decode(raw: &Value, kind: Kind) -> Result<Vec<Item<'_>>, String> {
         let Value::Object(map) = raw_item else {
             return Err(format!("[{i}] expected a map, got '{}'", go_type(raw_item)));
         };
-        let mut item = Item::default();
         // Fields in the order Vault's decoder checks them, so errors list in its order.
-        item.context = optional_string(map, "context", i, true, &mut errors);
+        let mut item = Item {
+            context: optional_string(map, "context", i, true, &mut errors),
+            ..Item::default()
+        };
         match map.get("ciphertext") {
             Some(_) => item.ciphertext = optional_string(map, "ciphertext", i, true, &mut errors),
             None if kind == Kind::Decrypt => {
