@@ -3,7 +3,7 @@
 //! Everything that decides what a request means lives here, free of HTTP:
 //! - [`storage`]: the backend trait, the embedded redb backend and a conformance suite;
 //! - [`crypto`]: root key → keyring → the encrypting [`crypto::Barrier`] over a backend;
-//! - [`kv`], [`token`], [`policy`], [`identity`], [`audit`]: the Vault subsystems;
+//! - [`kv`], [`transit`], [`token`], [`policy`], [`identity`], [`audit`]: the Vault subsystems;
 //! - [`auth`]: auth methods that log clients in (Kubernetes);
 //! - [`seal`]: sealing values for Git (HPKE to the cluster's sealing key) and unsealing them;
 //! - [`logical`]: Vault's request/response model;
@@ -24,6 +24,7 @@ pub mod seal;
 pub mod storage;
 pub mod sys;
 pub mod token;
+pub mod transit;
 pub mod util;
 pub mod vault;
 

@@ -24,6 +24,7 @@ use crate::policy::Acl;
 use crate::storage::Backend;
 use crate::sys::policies::PolicyStore;
 use crate::token::{Caller, TOKEN_MOUNT_ACCESSOR, TokenEntry, TokenStore};
+use crate::transit::Transit;
 
 mod mounts;
 
@@ -90,6 +91,7 @@ pub(crate) enum MountKind {
     Identity,
     Kv,
     Kubernetes,
+    Transit,
 }
 
 /// The most ACLs kept; past this the cache starts over (cheap to rebuild).
@@ -102,6 +104,7 @@ pub struct Vault {
     pub(crate) identity: IdentityStore,
     pub(crate) kv: Kv,
     pub(crate) kubernetes: KubernetesAuth,
+    pub(crate) transit: Transit,
     pub(crate) audit: AuditBroker,
     pub(crate) cluster: ClusterInfo,
     pub(crate) config: VaultConfig,
@@ -142,6 +145,7 @@ impl Vault {
         let identity = IdentityStore::open(barrier.clone(), auth_mounts).await?;
         let kv = Kv::new(barrier.clone(), "kv/secret/");
         let sealing = crate::seal::SealingKeys::open(barrier.clone()).await?;
+        let transit = Transit::new(barrier.clone(), "transit/transit/");
         let vault = Vault {
             kubernetes,
             audit: AuditBroker::new(),
@@ -150,6 +154,7 @@ impl Vault {
             policies,
             identity,
             kv,
+            transit,
             cluster,
             config,
             sealing,
@@ -171,6 +176,11 @@ impl Vault {
     /// The KV v2 mount at `secret/`, for in-process callers (the operator).
     pub fn kv(&self) -> &Kv {
         &self.kv
+    }
+
+    /// The transit mount at `transit/`, for in-process callers (the operator).
+    pub fn transit(&self) -> &Transit {
+        &self.transit
     }
 
     pub fn policies(&self) -> &PolicyStore {
@@ -195,7 +205,7 @@ impl Vault {
         self.tokens.ensure_root_token(requested).await
     }
 
-    /// Periodic housekeeping: rotates the keyring when it is due. Safe to call often.
+    /// Periodic housekeeping: rotates the keyring and transit keys when due. Safe to call often.
     pub async fn maintain(&self) {
         match self
             .barrier
@@ -210,6 +220,9 @@ impl Vault {
             Err(e) => tracing::error!(error = %e, "automatic keyring rotation failed; will retry"),
         }
         self.renew_sealing_key_if_due().await;
+        if let Err(e) = self.transit.rotate_due_keys().await {
+            tracing::error!(error = %e, "automatic transit key rotation failed; will retry");
+        }
     }
 
     pub(crate) fn route(path: &str) -> Option<(MountKind, &'static str)> {
@@ -307,6 +320,13 @@ impl Vault {
                 }
                 Some((MountKind::Kubernetes, prefix)) => {
                     match self.kubernetes.exists(&req.path[prefix.len()..]).await {
+                        Ok(true) => Operation::Update,
+                        Ok(false) => Operation::Create,
+                        Err(e) => return Reply::error(&e),
+                    }
+                }
+                Some((MountKind::Transit, prefix)) => {
+                    match self.transit.exists(&req.path[prefix.len()..]).await {
                         Ok(true) => Operation::Update,
                         Ok(false) => Operation::Create,
                         Err(e) => return Reply::error(&e),
@@ -419,6 +439,7 @@ impl Vault {
         let rel = &req.path[prefix.len()..];
         match kind {
             MountKind::Kv => self.kv.handle(op, rel, req).await,
+            MountKind::Transit => self.transit.handle(op, rel, req).await,
             MountKind::Token => {
                 self.tokens
                     .handle(op, rel, req, Some(caller), &self.identity)

@@ -1,7 +1,7 @@
 //! The fixed mount table, as `sys/mounts`, `sys/auth` and `sys/internal/ui/mounts` show it.
 //!
-//! secretvault's mounts are fixed (KV v2 at `secret/`, plus `sys/`, `identity/` and the
-//! token auth method); their accessors and UUIDs are derived from the cluster id made on
+//! secretvault's mounts are fixed (KV v2 at `secret/`, transit at `transit/`, plus `sys/`,
+//! `identity/` and the token auth method); their accessors and UUIDs are derived from the cluster id made on
 //! first start, so they stay the same across restarts.
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ pub(super) fn route_prefixes() -> &'static [(&'static str, MountKind)] {
         ("auth/kubernetes/", MountKind::Kubernetes),
         ("identity/", MountKind::Identity),
         ("secret/", MountKind::Kv),
+        ("transit/", MountKind::Transit),
     ]
 }
 
@@ -70,7 +71,7 @@ impl MountInfo {
             "type": self.kind,
             "uuid": self.uuid,
         });
-        if self.kind == "kv" || self.kind == "kubernetes" {
+        if matches!(self.kind, "kv" | "kubernetes" | "transit") {
             mount["deprecation_status"] = json!("supported");
         }
         if self.kind == "system" {
@@ -149,6 +150,15 @@ impl ClusterInfo {
                 description: "system endpoints used for control, policy and debugging",
                 accessor: format!("system_{}", self.derived("sys/", 8)),
                 uuid: self.uuid_for("sys/"),
+                options: Value::Null,
+                auth: false,
+            },
+            MountInfo {
+                path: "transit/",
+                kind: "transit",
+                description: "",
+                accessor: format!("transit_{}", self.derived("transit/", 8)),
+                uuid: self.uuid_for("transit/"),
                 options: Value::Null,
                 auth: false,
             },
