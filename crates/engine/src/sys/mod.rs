@@ -238,9 +238,18 @@ impl Vault {
                     None => Err(ApiError::bad_request(format!("no mount at {target:?}"))),
                 }
             }
-            (p, _) if p.starts_with("mounts/") => Err(ApiError::bad_request(
-                "secretvault's mounts are fixed (KV v2 at secret/); enabling, tuning or disabling mounts is not supported",
-            )),
+            (p, _) if p.starts_with("mounts/") => {
+                // `vault secrets enable transit`: the engine is built in, so enabling it
+                // where it already is succeeds.
+                let target = device_path(&p["mounts/".len()..]);
+                let kind = fields.string("type")?.unwrap_or_default();
+                if write && target == "transit/" && kind == "transit" {
+                    return Ok(Response::no_content());
+                }
+                Err(ApiError::bad_request(
+                    "secretvault's mounts are fixed (KV v2 at secret/, transit at transit/); enabling, tuning or disabling mounts is not supported",
+                ))
+            }
             ("auth", Operation::Read) => {
                 let mounts: Map<String, Value> = self
                     .cluster
