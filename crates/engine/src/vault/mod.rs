@@ -86,6 +86,32 @@ impl Reply {
     }
 }
 
+/// Status recorded for a request abandoned by its client (nginx's "client closed
+/// request"; Vault logs such requests with a `context canceled` error).
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// Armed while a recorded request runs; if the request's future is dropped (the client
+/// hung up), writes the response entry the handler never got to write.
+struct InFlight<'a> {
+    vault: &'a Vault,
+    auth: &'a AuditAuth,
+    entry: &'a AuditRequest<'a>,
+    armed: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let gone = ApiError::new(
+                CLIENT_CLOSED_REQUEST,
+                "the client closed the connection before the response was ready",
+            );
+            self.vault
+                .audit_response(Some(self.auth), self.entry, &Err(gone));
+        }
+    }
+}
+
 /// Which subsystem a path belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MountKind {
@@ -390,10 +416,19 @@ impl Vault {
             return Reply::error(&e);
         }
 
+        // A request on record whose client goes away mid-handler (a long poll, usually)
+        // still gets a response entry, so the trail shows how it ended.
+        let mut in_flight = InFlight {
+            vault: self,
+            auth: &audit_auth,
+            entry: &entry,
+            armed: record_first,
+        };
         let result = match route {
             None => Err(ApiError::no_route(&req.path)),
             Some((kind, prefix)) => self.dispatch(kind, prefix, op, &req, &caller, &acl).await,
         };
+        in_flight.armed = false;
         let recorded = if record_first {
             self.audit_response(Some(&audit_auth), &entry, &result)
         } else {

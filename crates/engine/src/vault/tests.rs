@@ -595,6 +595,31 @@ async fn an_abandoned_watch_frees_its_slot() {
     // ...then drop it, as hyper drops a disconnected client's request.
     drop(watch);
     assert_eq!(h.vault.watch_limits.in_use(&accessor), (0, 0));
+    // Its audit record is complete: the request, then how it ended.
+    let log = std::fs::read_to_string(&h.audit_path).unwrap();
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "response");
+    assert_eq!(last["request"]["path"], crate::watch::WATCH_PATH);
+    assert_eq!(last["response"]["status_code"], 499, "{last}");
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("closed the connection")
+    );
+    // Requests that complete (a read, a write) leave exactly one response entry each.
+    h.read(&h.root, "sys/mounts").await;
+    h.write(&h.root, "secret/data/x", json!({"data": {"a": "1"}}))
+        .await;
+    let responses = |path: &str| {
+        audit_entries(&h)
+            .iter()
+            .filter(|(t, p)| t == "response" && p == path)
+            .count()
+    };
+    assert_eq!(responses("sys/mounts"), 1);
+    assert_eq!(responses("secret/data/x"), 1);
+    assert_eq!(responses(crate::watch::WATCH_PATH), 1);
 }
 
 #[tokio::test]
