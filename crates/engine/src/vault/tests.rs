@@ -640,3 +640,29 @@ async fn shutdown_answers_pending_watches() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body.unwrap()["data"]["changed"], json!([]));
 }
+
+#[tokio::test]
+async fn a_full_server_answers_503_with_retry_after() {
+    let mut h = harness().await;
+    h.vault.watch_limits = crate::watch::WatchLimits::new(8, 1);
+    let other = h.token(json!({"policies": ["root"]})).await;
+    let index = h.vault.kv().changes().current_index();
+    let pending = h.vault.handle(watch_request(
+        &h.root,
+        json!({"paths": ["secret/data/a"], "index": index, "wait": "30s"}),
+    ));
+    let refused = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = h
+            .vault
+            .handle(watch_request(&other, json!({"paths": ["secret/data/a"]})))
+            .await;
+        h.vault.begin_shutdown();
+        r
+    };
+    let (first, refused) = tokio::join!(pending, refused);
+    assert_eq!(first.status, 200);
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.retry_after, Some(1));
+    assert!(errors(&refused)[0].starts_with("too many concurrent watches on this server"));
+}
