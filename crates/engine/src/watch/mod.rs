@@ -34,9 +34,12 @@ pub const PER_ACCESSOR_LIMIT: usize = 8;
 /// Concurrent watches in the whole process.
 pub const GLOBAL_LIMIT: usize = 4096;
 /// Changes remembered. A watcher whose index is older than the oldest of these is told
-/// to re-read everything (`reset`); at 16384 entries that only happens to a watcher that
-/// fell behind by that many writes, a few hundred KiB at most.
+/// to re-read everything (`reset`), which only happens to one that fell this many writes
+/// behind.
 pub const RETAINED_CHANGES: usize = 16_384;
+/// Bytes of secret names remembered, at most: KV paths have no length limit of their own,
+/// and a writer with long names must not make the log grow without bound.
+pub const RETAINED_NAME_BYTES: usize = 4 << 20;
 
 /// A position in one process's change log; rendered as an opaque string for clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,12 +83,15 @@ struct LogState {
     /// The highest index no longer retained (0 while nothing has been forgotten).
     forgotten: u64,
     recent: VecDeque<(u64, Arc<str>)>,
+    /// Sum of the lengths of the names in `recent`.
+    name_bytes: usize,
 }
 
 /// Which secrets of one KV mount changed, by index, since this process started.
 pub struct ChangeLog {
     epoch: u64,
     capacity: usize,
+    max_name_bytes: usize,
     state: Mutex<LogState>,
     /// Bumped on every change and at shutdown; waiters hold receivers. A `watch` channel
     /// rather than `Notify` because a wake-up sent between a waiter's check and its await
@@ -107,13 +113,21 @@ impl ChangeLog {
 
     /// A log remembering the last `capacity` changes (at least one).
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_limits(capacity, RETAINED_NAME_BYTES)
+    }
+
+    /// A log remembering the last `capacity` changes (at least the latest one) whose
+    /// names take at most `max_name_bytes` together.
+    pub fn with_limits(capacity: usize, max_name_bytes: usize) -> Self {
         ChangeLog {
             epoch: u64::from_le_bytes(crate::crypto::random_bytes::<8>()),
             capacity: capacity.max(1),
+            max_name_bytes,
             state: Mutex::new(LogState {
                 latest: 0,
                 forgotten: 0,
                 recent: VecDeque::new(),
+                name_bytes: 0,
             }),
             wake: tokio::sync::watch::Sender::new(()),
             shut_down: AtomicBool::new(false),
@@ -135,10 +149,15 @@ impl ChangeLog {
             state.latest += 1;
             let seq = state.latest;
             state.recent.push_back((seq, Arc::from(name)));
-            while state.recent.len() > self.capacity {
-                if let Some((old, _)) = state.recent.pop_front() {
-                    state.forgotten = old;
-                }
+            state.name_bytes += name.len();
+            while state.recent.len() > self.capacity
+                || (state.name_bytes > self.max_name_bytes && state.recent.len() > 1)
+            {
+                let Some((old, old_name)) = state.recent.pop_front() else {
+                    break;
+                };
+                state.forgotten = old;
+                state.name_bytes -= old_name.len();
             }
         }
         self.wake.send_modify(|()| {});

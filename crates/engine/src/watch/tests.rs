@@ -95,6 +95,34 @@ fn indexes_older_than_the_retained_changes_reset() {
     assert_eq!(recent.changed, vec![1, 2]);
 }
 
+#[test]
+fn long_names_are_forgotten_sooner() {
+    let log = ChangeLog::with_limits(100, 10);
+    let start = log.current_index();
+    log.publish("abcd");
+    let after_first = log.current_index();
+    log.publish("efgh");
+    assert!(!log.poll(Some(&start), &["abcd"]).reset, "8 bytes fit");
+    log.publish("ijkl");
+    assert!(log.poll(Some(&start), &["abcd"]).reset, "12 bytes do not");
+    assert_eq!(
+        log.poll(Some(&after_first), &["efgh", "ijkl"]).changed,
+        vec![0, 1]
+    );
+    // One name longer than the limit is still remembered, alone.
+    log.publish("a-name-longer-than-ten-bytes");
+    let before_long = Index::parse(&log.current_index()).unwrap().seq - 1;
+    let index = Index {
+        epoch: log.epoch,
+        seq: before_long,
+    }
+    .render();
+    let out = log.poll(Some(&index), &["a-name-longer-than-ten-bytes"]);
+    assert!(!out.reset);
+    assert_eq!(out.changed, vec![0]);
+    assert_eq!(log.lock().name_bytes, "a-name-longer-than-ten-bytes".len());
+}
+
 #[tokio::test]
 async fn a_wait_without_changes_times_out_empty() {
     let log = ChangeLog::new();
