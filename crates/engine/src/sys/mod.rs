@@ -1,4 +1,5 @@
-//! The `sys/` backend: mounts, policies, capabilities, audit devices, keyring.
+//! The `sys/` backend: mounts, policies, capabilities, audit devices, keyring, and the
+//! `secretvault/watch` change notification.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use crate::token::Caller;
 use crate::vault::{OpenError, Vault};
 
 pub mod policies;
+mod watch;
 
 const AUDIT_DEVICE_PREFIX: &str = "sys/audit-device/";
 
@@ -443,6 +445,8 @@ impl Vault {
                 self.barrier.rotate().await?;
                 Ok(Response::no_content())
             }
+            ("secretvault/watch", _) if write => self.watch(req, caller, acl).await,
+            ("secretvault/watch", _) => Err(ApiError::unsupported_operation()),
             ("key-status", Operation::Read) => {
                 let status = self.barrier.key_status();
                 Ok(top_level(
