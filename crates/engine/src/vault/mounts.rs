@@ -159,7 +159,8 @@ impl ClusterInfo {
                 description: "",
                 accessor: format!("transit_{}", self.derived("transit/", 8)),
                 uuid: self.uuid_for("transit/"),
-                options: Value::Null,
+                // OpenBao shows `{}` for a transit mount enabled without options.
+                options: json!({}),
                 auth: false,
             },
         ]
