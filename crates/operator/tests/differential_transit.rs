@@ -22,7 +22,12 @@ fn scenario() -> Scenario {
     s.step("list no keys", "LIST", "transit/keys", None);
     s.step("key create", "POST", "transit/keys/k1", Some(json!({})));
     // `vault write -f` sends a JSON null body.
-    s.step("key create null body", "PUT", "transit/keys/k9", Some(Value::Null));
+    s.step(
+        "key create null body",
+        "PUT",
+        "transit/keys/k9",
+        Some(Value::Null),
+    );
     s.step("key read", "GET", "transit/keys/k1", None);
     s.step("key create derived chacha", "POST", "transit/keys/k2", Some(json!({"type": "chacha20-poly1305", "derived": true, "convergent_encryption": true, "exportable": true})));
     s.step(
@@ -551,9 +556,19 @@ fn scenario() -> Scenario {
 
     // --- rotate and rewrap ---------------------------------------------------------------
     s.step("rotate", "POST", "transit/keys/k1/rotate", Some(json!({})));
-    s.step("rotate null body", "PUT", "transit/keys/k9/rotate", Some(Value::Null));
-    s.step("datakey null body", "PUT", "transit/datakey/plaintext/k9", Some(Value::Null))
-        .volatile(&["plaintext"]);
+    s.step(
+        "rotate null body",
+        "PUT",
+        "transit/keys/k9/rotate",
+        Some(Value::Null),
+    );
+    s.step(
+        "datakey null body",
+        "PUT",
+        "transit/datakey/plaintext/k9",
+        Some(Value::Null),
+    )
+    .volatile(&["plaintext"]);
     s.step(
         "rotate missing key",
         "POST",
