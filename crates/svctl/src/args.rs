@@ -67,6 +67,9 @@ pub enum Command {
     /// Work with audit devices.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Encrypt and decrypt with named keys of a transit secrets engine, and manage the keys.
+    #[command(subcommand)]
+    Transit(TransitCommand),
     /// Seal a value for Git: encrypt it to the cluster's public sealing key, for one key of one SecretVault.
     Seal(SealArgs),
 }
@@ -455,6 +458,215 @@ pub struct PolicyListArgs {
 pub struct PolicyNameArgs {
     /// The policy's name.
     pub name: String,
+}
+
+/// `-mount` for transit commands.
+#[derive(Debug, Args)]
+pub struct TransitMountArg {
+    /// Where the transit engine is mounted.
+    #[arg(long, value_name = "PATH", default_value = "transit")]
+    pub mount: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransitCommand {
+    /// Create a named key. Its type and the derived, convergent and exportable flags are
+    /// fixed once the key exists; an existing key is shown unchanged.
+    Create(TransitCreateArgs),
+    /// Show a key's settings and versions (never its key material).
+    Read(TransitReadArgs),
+    /// List the keys.
+    List(TransitListArgs),
+    /// Change a key's version limits, deletion protection, exportability or rotation period.
+    Config(TransitConfigArgs),
+    /// Add a version to a key: new encryptions use it, older versions still decrypt.
+    Rotate(TransitRotateArgs),
+    /// Encrypt a plaintext with a key (creating the key if it does not exist and the token may).
+    Encrypt(TransitEncryptArgs),
+    /// Decrypt a ciphertext and print the plaintext.
+    Decrypt(TransitDecryptArgs),
+    /// Re-encrypt a ciphertext with the key's latest version; the plaintext is never revealed.
+    Rewrap(TransitRewrapArgs),
+    /// Delete a key and every version of it (only once `config -deletion-allowed` is set).
+    Delete(TransitDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TransitCreateArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// aes256-gcm96 (the server's default), aes128-gcm96 or chacha20-poly1305.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub key_type: Option<String>,
+    /// Derive a key per request from a -context (then every operation needs one).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub derived: Option<bool>,
+    /// Same plaintext and context give the same ciphertext (needs -derived).
+    #[arg(long = "convergent-encryption", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub convergent_encryption: Option<bool>,
+    /// Allow the key material to be exported (irreversible).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub exportable: Option<bool>,
+    /// Allow a plaintext backup of the key (irreversible).
+    #[arg(long = "allow-plaintext-backup", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub allow_plaintext_backup: Option<bool>,
+    /// Rotate the key automatically this often (at least 1h; 0 turns it off).
+    #[arg(long = "auto-rotate-period", value_name = "DURATION", value_parser = parse_duration)]
+    pub auto_rotate_period: Option<GoDuration>,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitReadArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    #[command(flatten)]
+    pub field: FieldArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitListArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitConfigArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// Oldest version that may still decrypt; older ciphertexts are refused.
+    #[arg(
+        long = "min-decryption-version",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub min_decryption_version: Option<i64>,
+    /// Oldest version that may encrypt with -key-version (0: any).
+    #[arg(
+        long = "min-encryption-version",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub min_encryption_version: Option<i64>,
+    /// Whether the key may be deleted.
+    #[arg(long = "deletion-allowed", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub deletion_allowed: Option<bool>,
+    /// Allow the key material to be exported (irreversible).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub exportable: Option<bool>,
+    /// Allow a plaintext backup of the key (irreversible).
+    #[arg(long = "allow-plaintext-backup", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub allow_plaintext_backup: Option<bool>,
+    /// Rotate the key automatically this often (at least 1h; 0 turns it off).
+    #[arg(long = "auto-rotate-period", value_name = "DURATION", value_parser = parse_duration)]
+    pub auto_rotate_period: Option<GoDuration>,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitRotateArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitDeleteArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The plaintext is taken exactly as given: from the argument, from a file with @FILE,     or from stdin with - or no argument (binary-safe; `echo` adds a newline, `printf %s` does not).     svctl base64-encodes it for the server; with -base64 it is base64 already. Prefer stdin or     @FILE for secrets: arguments are visible to other users of the machine."
+)]
+pub struct TransitEncryptArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// Context for a derived key, as text (svctl base64-encodes it).
+    #[arg(long, value_name = "TEXT")]
+    pub context: Option<String>,
+    /// Encrypt with this version instead of the latest.
+    #[arg(long = "key-version", value_name = "N", allow_negative_numbers = true)]
+    pub key_version: Option<i64>,
+    /// The plaintext is base64 already (binary data kept as text).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub base64: Option<bool>,
+    #[command(flatten)]
+    pub field: FieldArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+    /// The plaintext, @FILE, or - for stdin (the default).
+    pub plaintext: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The ciphertext (vault:v<N>:...) comes from the argument, from a file with @FILE,     or from stdin with - or no argument. The plaintext is printed exactly as it was encrypted     (no newline added unless stdout is a terminal); -base64 prints it base64-encoded instead,     and -format=json prints the server's response, whose plaintext is base64."
+)]
+pub struct TransitDecryptArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// Context for a derived key, as text (svctl base64-encodes it).
+    #[arg(long, value_name = "TEXT")]
+    pub context: Option<String>,
+    /// Print the plaintext base64-encoded, as the server returns it.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub base64: Option<bool>,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+    /// The ciphertext, @FILE, or - for stdin (the default).
+    pub ciphertext: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitRewrapArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// Context for a derived key, as text (svctl base64-encodes it).
+    #[arg(long, value_name = "TEXT")]
+    pub context: Option<String>,
+    /// Re-encrypt with this version instead of the latest.
+    #[arg(long = "key-version", value_name = "N", allow_negative_numbers = true)]
+    pub key_version: Option<i64>,
+    #[command(flatten)]
+    pub field: FieldArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+    /// The ciphertext, @FILE, or - for stdin (the default).
+    pub ciphertext: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
