@@ -602,7 +602,10 @@ pub struct TransitDeleteArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The plaintext is taken exactly as given: from the argument, from a file with @FILE,     or from stdin with - or no argument (binary-safe; `echo` adds a newline, `printf %s` does not).     svctl base64-encodes it for the server; with -base64 it is base64 already. Prefer stdin or     @FILE for secrets: arguments are visible to other users of the machine."
+    after_help = "The plaintext is taken exactly as given: from the argument, from a file with @FILE, \
+    or from stdin with - or no argument (binary-safe; `echo` adds a newline, `printf %s` does not). \
+    svctl base64-encodes it for the server; with -base64 it is base64 already. Prefer stdin or \
+    @FILE for secrets: arguments are visible to other users of the machine."
 )]
 pub struct TransitEncryptArgs {
     #[command(flatten)]
@@ -629,7 +632,10 @@ pub struct TransitEncryptArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The ciphertext (vault:v<N>:...) comes from the argument, from a file with @FILE,     or from stdin with - or no argument. The plaintext is printed exactly as it was encrypted     (no newline added unless stdout is a terminal); -base64 prints it base64-encoded instead,     and -format=json prints the server's response, whose plaintext is base64."
+    after_help = "The ciphertext (vault:v<N>:...) comes from the argument, from a file with @FILE, \
+    or from stdin with - or no argument. The plaintext is printed exactly as it was encrypted \
+    (no newline added unless stdout is a terminal); -base64 prints it base64-encoded instead, \
+    and -format=json prints the server's response, whose plaintext is base64."
 )]
 pub struct TransitDecryptArgs {
     #[command(flatten)]
@@ -1048,6 +1054,64 @@ mod tests {
             .is_err()
         );
         assert!(parse_strs(&["svctl", "seal", "--fetch-public-key", "--namespace", "a"]).is_err());
+    }
+
+    #[test]
+    fn transit_flags() {
+        let cli = parse_strs(&[
+            "svctl",
+            "transit",
+            "encrypt",
+            "-context=user-1",
+            "-key-version=2",
+            "-base64",
+            "-field=ciphertext",
+            "-mount=kms",
+            "k",
+            "-",
+        ])
+        .unwrap();
+        let Command::Transit(TransitCommand::Encrypt(e)) = cli.command else {
+            panic!("not transit encrypt")
+        };
+        assert_eq!(e.context.as_deref(), Some("user-1"));
+        assert_eq!(e.key_version, Some(2));
+        assert_eq!(e.base64, Some(true));
+        assert_eq!(e.field.field.as_deref(), Some("ciphertext"));
+        assert_eq!(e.mount.mount, "kms");
+        assert_eq!((e.name.as_str(), e.plaintext.as_deref()), ("k", Some("-")));
+
+        let cli = parse_strs(&["svctl", "transit", "decrypt", "k"]).unwrap();
+        let Command::Transit(TransitCommand::Decrypt(d)) = cli.command else {
+            panic!("not transit decrypt")
+        };
+        assert_eq!(d.mount.mount, "transit");
+        assert_eq!(d.ciphertext, None);
+
+        let cli = parse_strs(&[
+            "svctl",
+            "transit",
+            "config",
+            "-deletion-allowed=false",
+            "-auto-rotate-period=30d",
+            "-min-decryption-version",
+            "3",
+            "k",
+        ])
+        .unwrap();
+        let Command::Transit(TransitCommand::Config(c)) = cli.command else {
+            panic!("not transit config")
+        };
+        assert_eq!(c.deletion_allowed, Some(false));
+        assert_eq!(
+            c.auto_rotate_period.map(|d| d.whole_seconds()),
+            Some(30 * 86_400)
+        );
+        assert_eq!(c.min_decryption_version, Some(3));
+        assert!(
+            parse_strs(&["svctl", "transit", "create", "-auto-rotate-period=-1h", "k"]).is_err()
+        );
+        assert!(parse_strs(&["svctl", "transit", "rotate"]).is_err());
     }
 
     #[test]
