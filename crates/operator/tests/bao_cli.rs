@@ -1,14 +1,16 @@
 //! The CLI suite: OpenBao's own `bao` CLI pointed at secretvault must succeed and print
-//! what it prints against OpenBao, for every kv, policy and token command. Output is
-//! compared after masking what differs between any two servers (times, tokens,
-//! accessors, ids, remaining TTLs).
+//! what it prints against OpenBao, for every kv, policy, token and transit command.
+//! Output is compared after masking what differs between any two servers (times, tokens,
+//! accessors, ids, remaining TTLs, ciphertexts and data keys).
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::DevServer;
+use common::differential::enable_transit_on_openbao;
 use regex::Regex;
 use secretvault_testsupport::{BAO_ROOT_TOKEN, BaoDev};
 
@@ -21,27 +23,65 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn run(&self, args: &[&str], token: Option<&str>) -> (i32, String, String) {
-        let out = Command::new(self.bao)
+    fn command(&self, args: &[&str], token: Option<&str>) -> Command {
+        let mut command = Command::new(self.bao);
+        command
             .args(args)
             .env("VAULT_ADDR", &self.addr)
             .env("VAULT_TOKEN", token.unwrap_or(&self.token))
             .env("HOME", self.home.path())
             .env("NO_COLOR", "1")
-            .env_remove("VAULT_FORMAT")
+            .env_remove("VAULT_FORMAT");
+        command
+    }
+
+    fn run(&self, args: &[&str], token: Option<&str>) -> (i32, String, String) {
+        let out = self
+            .command(args, token)
+            .stdin(Stdio::null())
             .output()
             .expect("running bao");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        result(&out)
     }
+
+    /// Runs bao with `input` on its standard input (`bao write <path> -`).
+    fn run_with_stdin(&self, args: &[&str], input: &str) -> (i32, String, String) {
+        let mut child = self
+            .command(args, None)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running bao");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())
+            .expect("writing bao's stdin");
+        result(&child.wait_with_output().expect("waiting for bao"))
+    }
+}
+
+fn result(out: &std::process::Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn masks() -> Vec<(Regex, &'static str)> {
     let r = |p: &str| Regex::new(p).expect("mask regex");
     vec![
+        // First: ciphertexts and data keys would otherwise match the masks below in part.
+        // Transit ciphertexts are random; the key version they name is compared.
+        (r(r"vault:v(\d+):[A-Za-z0-9+/=]+"), "vault:v$1:<ciphertext>"),
+        // Data keys are random; the decrypted "hello" (8 characters) is compared.
+        (
+            r(r#"(?m)^(\s*"?plaintext"?:?\s+"?)[A-Za-z0-9+/]{20,}={0,2}"#),
+            "$1<datakey>",
+        ),
         (r(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"), "<time>"),
         (r(r"\b(svs|svr|hvs|s)\.[A-Za-z0-9_\-\.]+"), "<token>"),
         (
@@ -60,14 +100,22 @@ fn masks() -> Vec<(Regex, &'static str)> {
     ]
 }
 
-/// Rows only OpenBao prints: its metadata check-and-set extension, listed in
-/// tests/data/differential-allowlist.json and docs/compatibility.md.
-const OPENBAO_ONLY_ROWS: [&str; 2] = ["current_metadata_version", "metadata_cas_required"];
+/// Rows only OpenBao prints: its metadata check-and-set extension and transit soft
+/// deletion, listed in tests/data/differential-*allowlist.json and docs/compatibility.md.
+const OPENBAO_ONLY_ROWS: [&str; 3] = [
+    "current_metadata_version",
+    "metadata_cas_required",
+    "soft_deleted",
+];
 
 fn mask(text: &str, masks: &[(Regex, &'static str)]) -> String {
     let text: String = text
         .lines()
-        .filter(|l| !OPENBAO_ONLY_ROWS.iter().any(|row| l.starts_with(row)))
+        .filter(|l| {
+            // Table rows start with the name, JSON members with the quoted name.
+            let name = l.trim_start().trim_start_matches('"');
+            !OPENBAO_ONLY_ROWS.iter().any(|row| name.starts_with(row))
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     // Section banners are as wide as the widest row, which the rows above change.
@@ -176,6 +224,16 @@ fn bao_cli_works_against_secretvault() {
         &masks,
         &mut failures,
     );
+    // secretvault's transit mount is built in; OpenBao's dev server needs one.
+    enable_transit_on_openbao(&targets[0].addr, BAO_ROOT_TOKEN);
+    let transit_outputs: Vec<Vec<Output>> = targets.iter().map(transit_flow).collect();
+    compare(
+        &transit_outputs[0],
+        &transit_outputs[1],
+        &targets,
+        &masks,
+        &mut failures,
+    );
     assert!(
         failures.is_empty(),
         "{} CLI differences:\n\n{}",
@@ -223,6 +281,150 @@ fn token_flow(target: &Target<'_>) -> Vec<Output> {
     run(vec!["token", "renew", "-increment=30m", &token]);
     run(vec!["token", "revoke", &token]);
     run(vec!["token", "lookup", &token]);
+    out
+}
+
+/// "hello", base64 as transit takes plaintext.
+const HELLO: &str = "aGVsbG8=";
+
+/// Transit commands on one server: keys, encrypt, decrypt, rewrap, rotate, config,
+/// datakey, batches, trim and delete, each ciphertext decrypted by the server that made it.
+fn transit_flow(target: &Target<'_>) -> Vec<Output> {
+    let mut out = Vec::new();
+    let mut run = |args: &[&str]| {
+        let result = target.run(args, None);
+        out.push((format!("bao {}", args.join(" ")), result.clone()));
+        result
+    };
+    let hello = format!("plaintext={HELLO}");
+    run(&["write", "-f", "transit/keys/k"]);
+    run(&[
+        "write",
+        "transit/keys/derived",
+        "type=chacha20-poly1305",
+        "derived=true",
+        "convergent_encryption=true",
+    ]);
+    run(&[
+        "write",
+        "transit/keys/small",
+        "type=aes128-gcm96",
+        "exportable=true",
+        "auto_rotate_period=2h",
+    ]);
+    run(&[
+        "write",
+        "transit/keys/bad",
+        "type=aes256-gcm96",
+        "auto_rotate_period=10m",
+    ]);
+    run(&["read", "transit/keys/k"]);
+    run(&["read", "transit/keys/derived"]);
+    run(&["read", "transit/keys/missing"]);
+    run(&["list", "transit/keys"]);
+    run(&["list", "-format=json", "transit/keys"]);
+
+    run(&["write", "transit/encrypt/k", &hello]);
+    let (code, ct, err) = run(&["write", "-field=ciphertext", "transit/encrypt/k", &hello]);
+    assert_eq!(code, 0, "{}: encrypt: {err}", target.name);
+    let ct = format!("ciphertext={}", ct.trim());
+    run(&["write", "transit/decrypt/k", &ct]);
+    let (_, plaintext, _) = run(&["write", "-field=plaintext", "transit/decrypt/k", &ct]);
+    assert_eq!(plaintext.trim(), HELLO, "{}: decrypt", target.name);
+    run(&["write", "-format=json", "transit/encrypt/k", &hello]);
+    run(&["write", "transit/encrypt/k", "plaintext=not-base64!"]);
+    run(&["write", "transit/decrypt/k", "ciphertext=vault:v1:garbage!"]);
+    run(&["write", "transit/decrypt/k", "ciphertext=garbage"]);
+    // Encrypting with a key that does not exist creates it.
+    run(&["write", "transit/encrypt/upserted", &hello]);
+    run(&["read", "transit/keys/upserted"]);
+
+    let (_, derived_ct, _) = run(&[
+        "write",
+        "-field=ciphertext",
+        "transit/encrypt/derived",
+        &hello,
+        "context=Y3R4",
+    ]);
+    let derived_ct = format!("ciphertext={}", derived_ct.trim());
+    run(&["write", "transit/encrypt/derived", &hello]);
+    run(&[
+        "write",
+        "transit/decrypt/derived",
+        &derived_ct,
+        "context=Y3R4",
+    ]);
+    run(&[
+        "write",
+        "transit/decrypt/derived",
+        &derived_ct,
+        "context=b3RoZXI=",
+    ]);
+
+    run(&["write", "-f", "transit/keys/k/rotate"]);
+    run(&["write", "-f", "transit/keys/small/rotate"]);
+    run(&["write", "transit/rewrap/k", &ct]);
+    let (_, rewrapped, _) = run(&["write", "-field=ciphertext", "transit/rewrap/k", &ct]);
+    let rewrapped = format!("ciphertext={}", rewrapped.trim());
+    assert!(rewrapped.starts_with("ciphertext=vault:v2:"), "{rewrapped}");
+    let (_, plaintext, _) = run(&["write", "-field=plaintext", "transit/decrypt/k", &rewrapped]);
+    assert_eq!(
+        plaintext.trim(),
+        HELLO,
+        "{}: decrypt rewrapped",
+        target.name
+    );
+    run(&["write", "transit/encrypt/k", &hello, "key_version=1"]);
+    run(&["write", "transit/encrypt/k", &hello, "key_version=3"]);
+
+    let batch = format!(
+        r#"{{"batch_input":[{{"plaintext":"{HELLO}"}},{{"plaintext":"aGk=","reference":"r2"}}]}}"#
+    );
+    let result = target.run_with_stdin(&["write", "transit/encrypt/k", "-"], &batch);
+    out.push(("bao write transit/encrypt/k - (batch)".into(), result));
+    let partial = format!(
+        r#"{{"batch_input":[{{"plaintext":"{HELLO}"}},{{"plaintext":"!!"}}],"partial_failure_response_code":207}}"#
+    );
+    let result = target.run_with_stdin(&["write", "transit/encrypt/k", "-"], &partial);
+    out.push((
+        "bao write transit/encrypt/k - (batch, one bad item)".into(),
+        result,
+    ));
+
+    let mut run = |args: &[&str]| {
+        let result = target.run(args, None);
+        out.push((format!("bao {}", args.join(" ")), result.clone()));
+        result
+    };
+    run(&["write", "-f", "transit/datakey/plaintext/k"]);
+    run(&["write", "transit/datakey/plaintext/k", "bits=128"]);
+    run(&["write", "transit/datakey/wrapped/k", "bits=512"]);
+    run(&[
+        "write",
+        "-format=json",
+        "transit/datakey/plaintext/k",
+        "bits=256",
+    ]);
+    run(&["write", "transit/datakey/wrapped/k", "bits=100"]);
+
+    run(&[
+        "write",
+        "transit/keys/k/config",
+        "min_decryption_version=2",
+        "auto_rotate_period=24h",
+    ]);
+    run(&["write", "transit/decrypt/k", &ct]);
+    run(&["write", "transit/keys/k/config", "auto_rotate_period=30m"]);
+    run(&["write", "transit/keys/k/trim", "min_available_version=2"]);
+    run(&["write", "transit/keys/k/config", "min_encryption_version=2"]);
+    run(&["write", "transit/keys/k/trim", "min_available_version=2"]);
+    run(&["read", "-format=json", "transit/keys/k"]);
+
+    run(&["delete", "transit/keys/k"]);
+    run(&["write", "transit/keys/k/config", "deletion_allowed=true"]);
+    run(&["delete", "transit/keys/k"]);
+    run(&["read", "transit/keys/k"]);
+    run(&["list", "transit/keys"]);
     out
 }
 

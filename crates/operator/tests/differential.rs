@@ -8,285 +8,16 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use common::DevServer;
+use common::differential::{
+    Scenario, allowlist, assert_all_explained, differences, enable_transit_on_openbao,
+    matches_glob, run,
+};
 use secretvault_testsupport::{BAO_ROOT_TOKEN, BaoDev};
-use serde::Deserialize;
-use serde_json::{Value, json};
-
-/// One request of the scenario.
-struct Step {
-    name: String,
-    /// Token variable to send (`root` or one captured earlier); `None` sends no token.
-    token: Option<String>,
-    method: String,
-    path: String,
-    body: Option<Value>,
-    content_type: Option<&'static str>,
-    /// Store these JSON pointers of the response under these variable names.
-    capture: Vec<(String, String)>,
-}
-
-struct Scenario(Vec<Step>);
-
-impl Scenario {
-    fn step(&mut self, name: &str, method: &str, path: &str, body: Option<Value>) -> &mut Step {
-        self.0.push(Step {
-            name: name.to_string(),
-            token: Some("root".into()),
-            method: method.into(),
-            path: path.into(),
-            body,
-            content_type: None,
-            capture: Vec::new(),
-        });
-        self.0.last_mut().expect("just pushed")
-    }
-}
-
-impl Step {
-    fn as_token(&mut self, var: &str) -> &mut Self {
-        self.token = Some(var.into());
-        self
-    }
-
-    fn anonymous(&mut self) -> &mut Self {
-        self.token = None;
-        self
-    }
-
-    fn capture(&mut self, var: &str, pointer: &str) -> &mut Self {
-        self.capture.push((var.into(), pointer.into()));
-        self
-    }
-
-    fn merge_patch(&mut self) -> &mut Self {
-        self.content_type = Some("application/merge-patch+json");
-        self
-    }
-}
-
-/// Fills `{var}` placeholders in strings.
-fn substitute(text: &str, vars: &BTreeMap<String, String>) -> String {
-    let mut out = text.to_string();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{k}}}"), v);
-    }
-    out
-}
-
-fn substitute_value(value: &Value, vars: &BTreeMap<String, String>) -> Value {
-    match value {
-        Value::String(s) => Value::String(substitute(s, vars)),
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|v| substitute_value(v, vars)).collect())
-        }
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), substitute_value(v, vars)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-fn run(base: &str, root: &str, scenario: &Scenario) -> Vec<(u16, Value)> {
-    let http = reqwest::blocking::Client::new();
-    let mut vars: BTreeMap<String, String> = BTreeMap::new();
-    vars.insert("root".into(), root.into());
-    vars.insert("bogus".into(), "not-a-token-either-server-issued".into());
-    let mut results = Vec::new();
-    for step in &scenario.0 {
-        let method = reqwest::Method::from_bytes(step.method.as_bytes()).expect("method");
-        let mut req = http.request(
-            method,
-            format!("{base}/v1/{}", substitute(&step.path, &vars)),
-        );
-        if let Some(var) = &step.token {
-            let token = vars
-                .get(var)
-                .unwrap_or_else(|| panic!("step {}: no token variable {var}", step.name));
-            req = req.header("X-Vault-Token", token);
-        }
-        if let Some(body) = &step.body {
-            req = req
-                .header(
-                    "Content-Type",
-                    step.content_type.unwrap_or("application/json"),
-                )
-                .body(serde_json::to_vec(&substitute_value(body, &vars)).expect("JSON"));
-        }
-        let resp = req
-            .send()
-            .unwrap_or_else(|e| panic!("step {}: {e}", step.name));
-        let status = resp.status().as_u16();
-        let text = resp.text().unwrap_or_default();
-        let body = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        for (var, pointer) in &step.capture {
-            // A missing capture shows up as a difference in this or a later step.
-            let captured = body
-                .pointer(pointer)
-                .and_then(|v| v.as_str())
-                .unwrap_or("<not captured>");
-            vars.insert(var.clone(), captured.to_string());
-        }
-        results.push((status, body));
-    }
-    results
-}
-
-/// Keys whose values differ between any two servers (times, ids, secrets, build info);
-/// compared by type, and for strings by emptiness.
-const VOLATILE: &[&str] = &[
-    "request_id",
-    "created_time",
-    "updated_time",
-    "creation_time",
-    "issue_time",
-    "expire_time",
-    "last_renewal",
-    "last_renewal_time",
-    "last_update_time",
-    "deletion_time",
-    "accessor",
-    "client_token",
-    "id",
-    "entity_id",
-    "canonical_id",
-    "cluster_id",
-    "cluster_name",
-    "server_time_utc",
-    "uuid",
-    "running_plugin_version",
-    "install_time",
-    "hash",
-    "ttl",
-    "token_accessor",
-    "mount_accessor",
-    "build_date",
-    "storage_type",
-];
-
-fn normalize(value: &Value, key: Option<&str>) -> Value {
-    let volatile =
-        key.is_some_and(|k| VOLATILE.contains(&k)) || (key == Some("version") && value.is_string());
-    match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), normalize(v, Some(k))))
-                .collect(),
-        ),
-        // LIST results are sets: Vault returns some (identity names) in map order.
-        Value::Array(items) if key == Some("keys") => {
-            let mut items: Vec<Value> = items.iter().map(|v| normalize(v, None)).collect();
-            items.sort_by_key(|v| v.to_string());
-            Value::Array(items)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(|v| normalize(v, None)).collect()),
-        Value::String(s) if volatile => Value::String(if s.is_empty() {
-            String::new()
-        } else {
-            "<string>".into()
-        }),
-        Value::Number(_) if volatile => Value::String("<number>".into()),
-        // Generated entity names: `entity_<8 hex>` (OpenBao appends a namespace suffix).
-        Value::String(s) if s.starts_with("entity_") && s.len() >= 15 => {
-            Value::String("<entity-name>".into())
-        }
-        other => other.clone(),
-    }
-}
-
-/// One difference: where, and what.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Difference {
-    step: String,
-    pointer: String,
-    kind: &'static str,
-    detail: String,
-}
-
-fn compare(step: &str, pointer: &str, reference: &Value, ours: &Value, out: &mut Vec<Difference>) {
-    let diff = |kind: &'static str, detail: String| Difference {
-        step: step.to_string(),
-        pointer: pointer.to_string(),
-        kind,
-        detail,
-    };
-    match (reference, ours) {
-        (Value::Object(a), Value::Object(b)) => {
-            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            for k in keys {
-                let child = format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
-                match (a.get(k), b.get(k)) {
-                    (Some(x), Some(y)) => compare(step, &child, x, y, out),
-                    (Some(x), None) => out.push(Difference {
-                        step: step.into(),
-                        pointer: child,
-                        kind: "only_in_openbao",
-                        detail: x.to_string(),
-                    }),
-                    (None, Some(y)) => out.push(Difference {
-                        step: step.into(),
-                        pointer: child,
-                        kind: "only_in_secretvault",
-                        detail: y.to_string(),
-                    }),
-                    (None, None) => {}
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                compare(step, &format!("{pointer}/{i}"), x, y, out);
-            }
-        }
-        (a, b) if a == b => {}
-        (a, b) => out.push(diff("value", format!("openbao {a} vs secretvault {b}"))),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Allowed {
-    step: String,
-    pointer: String,
-    kind: String,
-    reason: String,
-}
-
-fn matches_glob(pattern: &str, value: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == value,
-        Some((prefix, suffix)) => {
-            value.len() >= prefix.len() + suffix.len()
-                && value.starts_with(prefix)
-                && value.ends_with(suffix)
-        }
-    }
-}
-
-fn allowlist() -> Vec<Allowed> {
-    let text = include_str!("data/differential-allowlist.json");
-    let entries: Vec<Allowed> =
-        serde_json::from_str(text).expect("differential-allowlist.json is valid");
-    for e in &entries {
-        assert!(
-            e.reason.len() >= 20,
-            "allow-list entry {}:{} needs a real reason",
-            e.step,
-            e.pointer
-        );
-    }
-    entries
-}
+use serde_json::json;
 
 fn scenario() -> Scenario {
-    let mut s = Scenario(Vec::new());
+    let mut s = Scenario::default();
     // --- KV v2 -------------------------------------------------------------------------
     s.step(
         "kv write v1",
@@ -748,13 +479,6 @@ fn scenario() -> Scenario {
     s.step("health", "GET", "sys/health", None).anonymous();
     s.step("seal-status", "GET", "sys/seal-status", None)
         .anonymous();
-    // Built in on ours, mounted here on OpenBao, so both list it.
-    s.step(
-        "enable transit",
-        "POST",
-        "sys/mounts/transit",
-        Some(json!({"type": "transit"})),
-    );
     s.step("mounts", "GET", "sys/mounts", None);
     s.step(
         "ui mounts for kv",
@@ -781,66 +505,43 @@ fn secretvault_answers_like_openbao() {
     let Some(bao) = BaoDev::start("differential suite") else {
         return;
     };
+    // secretvault's transit mount is built in; give OpenBao one so sys/mounts compare.
+    enable_transit_on_openbao(&bao.url(), BAO_ROOT_TOKEN);
     let ours = DevServer::start();
     let scenario = scenario();
     let reference = run(&bao.url(), BAO_ROOT_TOKEN, &scenario);
     let actual = run(&ours.url, common::ROOT, &scenario);
-
-    let mut differences = Vec::new();
-    for (step, ((s1, b1), (s2, b2))) in scenario.0.iter().zip(reference.iter().zip(&actual)) {
-        if s1 != s2 {
-            differences.push(Difference {
-                step: step.name.clone(),
-                pointer: String::new(),
-                kind: "status",
-                detail: format!("openbao {s1} vs secretvault {s2}: {b1} / {b2}"),
-            });
-            continue;
-        }
-        compare(
-            &step.name,
-            "",
-            &normalize(b1, None),
-            &normalize(b2, None),
-            &mut differences,
-        );
-    }
-
-    let allowed = allowlist();
-    let mut used = vec![false; allowed.len()];
-    let mut unexplained = Vec::new();
-    for d in &differences {
-        match allowed.iter().position(|a| {
-            matches_glob(&a.step, &d.step)
-                && matches_glob(&a.pointer, &d.pointer)
-                && a.kind == d.kind
-        }) {
-            Some(i) => used[i] = true,
-            None => unexplained.push(d),
-        }
-    }
-    let stale: Vec<&Allowed> = allowed
-        .iter()
-        .zip(&used)
-        .filter(|(_, u)| !**u)
-        .map(|(a, _)| a)
-        .collect();
-    let report: String = unexplained
-        .iter()
-        .map(|d| format!("  [{}] {} {}: {}\n", d.step, d.kind, d.pointer, d.detail))
-        .collect();
-    assert!(
-        unexplained.is_empty(),
-        "{} unexplained differences from OpenBao:\n{report}",
-        unexplained.len()
+    let allowed = allowlist(
+        "differential-allowlist.json",
+        include_str!("data/differential-allowlist.json"),
     );
-    assert!(
-        stale.is_empty(),
-        "allow-list entries that no longer match any difference (remove them): {stale:?}"
-    );
-    println!(
-        "differential suite: {} steps, {} known differences, all documented",
+    assert_all_explained(
+        "differential suite",
         scenario.0.len(),
-        differences.len()
+        &differences(&scenario, &reference, &actual),
+        &allowed,
     );
+}
+
+#[test]
+fn allowlist_globs_match_like_shell_patterns() {
+    assert!(matches_glob("abc", "abc"));
+    assert!(!matches_glob("abc", "abcd"));
+    assert!(matches_glob("a*", "abc"));
+    assert!(matches_glob("*c", "abc"));
+    assert!(matches_glob("*", ""));
+    assert!(matches_glob("list keys*", "list keys at the end"));
+    assert!(!matches_glob("list keys*", "key list"));
+    assert!(matches_glob(
+        "batch * missing *",
+        "batch encrypt missing plaintext"
+    ));
+    assert!(!matches_glob(
+        "batch * missing *",
+        "batch encrypt not a list"
+    ));
+    assert!(matches_glob("a*b*a", "aba"));
+    assert!(matches_glob("a*b*a", "abba"));
+    assert!(!matches_glob("a*b*a", "ab"));
+    assert!(!matches_glob("ab*ba", "aba"));
 }

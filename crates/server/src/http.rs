@@ -234,6 +234,8 @@ fn decode_json_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
+        // `vault write -f` and `bao write -f` send `null`; Vault reads it as no fields.
+        Ok(Value::Null) => Ok(Map::new()),
         Ok(other) => Err(ApiError::bad_request(format!(
             "failed to decode JSON input: expected a JSON object, got {}",
             secretvault_engine::logical::json_type_name(&other)
@@ -388,6 +390,7 @@ mod tests {
     #[test]
     fn bodies_must_be_objects() {
         assert!(decode_json_object(b"").unwrap().is_empty());
+        assert!(decode_json_object(b" null\n").unwrap().is_empty());
         assert_eq!(decode_json_object(b"{\"a\":1}").unwrap()["a"], 1);
         let err = decode_json_object(b"[1]").unwrap_err();
         assert_eq!(err.status, 400);

@@ -67,6 +67,9 @@ pub enum Command {
     /// Work with audit devices.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Encrypt and decrypt with named keys of a transit secrets engine, and manage the keys.
+    #[command(subcommand)]
+    Transit(TransitCommand),
     /// Seal a value for Git: encrypt it to the cluster's public sealing key, for one key of one SecretVault.
     Seal(SealArgs),
 }
@@ -457,6 +460,221 @@ pub struct PolicyNameArgs {
     pub name: String,
 }
 
+/// `-mount` for transit commands.
+#[derive(Debug, Args)]
+pub struct TransitMountArg {
+    /// Where the transit engine is mounted.
+    #[arg(long, value_name = "PATH", default_value = "transit")]
+    pub mount: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransitCommand {
+    /// Create a named key. Its type and the derived, convergent and exportable flags are
+    /// fixed once the key exists; an existing key is shown unchanged.
+    Create(TransitCreateArgs),
+    /// Show a key's settings and versions (never its key material).
+    Read(TransitReadArgs),
+    /// List the keys.
+    List(TransitListArgs),
+    /// Change a key's version limits, deletion protection, exportability or rotation period.
+    Config(TransitConfigArgs),
+    /// Add a version to a key: new encryptions use it, older versions still decrypt.
+    Rotate(TransitRotateArgs),
+    /// Encrypt a plaintext with a key (creating the key if it does not exist and the token may).
+    Encrypt(TransitEncryptArgs),
+    /// Decrypt a ciphertext and print the plaintext.
+    Decrypt(TransitDecryptArgs),
+    /// Re-encrypt a ciphertext with the key's latest version; the plaintext is never revealed.
+    Rewrap(TransitRewrapArgs),
+    /// Delete a key and every version of it (only once `config -deletion-allowed` is set).
+    Delete(TransitDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TransitCreateArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// aes256-gcm96 (the server's default), aes128-gcm96 or chacha20-poly1305.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub key_type: Option<String>,
+    /// Derive a key per request from a -context (then every operation needs one).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub derived: Option<bool>,
+    /// Same plaintext and context give the same ciphertext (needs -derived).
+    #[arg(long = "convergent-encryption", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub convergent_encryption: Option<bool>,
+    /// Allow the key material to be exported (irreversible).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub exportable: Option<bool>,
+    /// Allow a plaintext backup of the key (irreversible).
+    #[arg(long = "allow-plaintext-backup", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub allow_plaintext_backup: Option<bool>,
+    /// Rotate the key automatically this often (at least 1h; 0 turns it off).
+    #[arg(long = "auto-rotate-period", value_name = "DURATION", value_parser = parse_duration)]
+    pub auto_rotate_period: Option<GoDuration>,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitReadArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    #[command(flatten)]
+    pub field: FieldArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitListArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitConfigArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// Oldest version that may still decrypt; older ciphertexts are refused.
+    #[arg(
+        long = "min-decryption-version",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub min_decryption_version: Option<i64>,
+    /// Oldest version that may encrypt with -key-version (0: any).
+    #[arg(
+        long = "min-encryption-version",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub min_encryption_version: Option<i64>,
+    /// Whether the key may be deleted.
+    #[arg(long = "deletion-allowed", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub deletion_allowed: Option<bool>,
+    /// Allow the key material to be exported (irreversible).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub exportable: Option<bool>,
+    /// Allow a plaintext backup of the key (irreversible).
+    #[arg(long = "allow-plaintext-backup", value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub allow_plaintext_backup: Option<bool>,
+    /// Rotate the key automatically this often (at least 1h; 0 turns it off).
+    #[arg(long = "auto-rotate-period", value_name = "DURATION", value_parser = parse_duration)]
+    pub auto_rotate_period: Option<GoDuration>,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitRotateArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitDeleteArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The plaintext is taken exactly as given: from the argument, from a file with @FILE, \
+    or from stdin with - or no argument (binary-safe; `echo` adds a newline, `printf %s` does not). \
+    svctl base64-encodes it for the server; with -base64 it is base64 already. Prefer stdin or \
+    @FILE for secrets: arguments are visible to other users of the machine."
+)]
+pub struct TransitEncryptArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// Context for a derived key, as text (svctl base64-encodes it).
+    #[arg(long, value_name = "TEXT")]
+    pub context: Option<String>,
+    /// Encrypt with this version instead of the latest.
+    #[arg(long = "key-version", value_name = "N", allow_negative_numbers = true)]
+    pub key_version: Option<i64>,
+    /// The plaintext is base64 already (binary data kept as text).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub base64: Option<bool>,
+    #[command(flatten)]
+    pub field: FieldArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+    /// The plaintext, @FILE, or - for stdin (the default).
+    pub plaintext: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The ciphertext (vault:v<N>:...) comes from the argument, from a file with @FILE, \
+    or from stdin with - or no argument. The plaintext is printed exactly as it was encrypted \
+    (no newline added unless stdout is a terminal); -base64 prints it base64-encoded instead, \
+    and -format=json prints the server's response, whose plaintext is base64."
+)]
+pub struct TransitDecryptArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// Context for a derived key, as text (svctl base64-encodes it).
+    #[arg(long, value_name = "TEXT")]
+    pub context: Option<String>,
+    /// Print the plaintext base64-encoded, as the server returns it.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = parse_go_bool)]
+    pub base64: Option<bool>,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+    /// The ciphertext, @FILE, or - for stdin (the default).
+    pub ciphertext: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TransitRewrapArgs {
+    #[command(flatten)]
+    pub mount: TransitMountArg,
+    /// Context for a derived key, as text (svctl base64-encodes it).
+    #[arg(long, value_name = "TEXT")]
+    pub context: Option<String>,
+    /// Re-encrypt with this version instead of the latest.
+    #[arg(long = "key-version", value_name = "N", allow_negative_numbers = true)]
+    pub key_version: Option<i64>,
+    #[command(flatten)]
+    pub field: FieldArg,
+    #[command(flatten)]
+    pub format: FormatArg,
+    /// The key's name.
+    pub name: String,
+    /// The ciphertext, @FILE, or - for stdin (the default).
+    pub ciphertext: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Hash a value with an audit device's salt, to find it in the audit log.
@@ -836,6 +1054,64 @@ mod tests {
             .is_err()
         );
         assert!(parse_strs(&["svctl", "seal", "--fetch-public-key", "--namespace", "a"]).is_err());
+    }
+
+    #[test]
+    fn transit_flags() {
+        let cli = parse_strs(&[
+            "svctl",
+            "transit",
+            "encrypt",
+            "-context=user-1",
+            "-key-version=2",
+            "-base64",
+            "-field=ciphertext",
+            "-mount=kms",
+            "k",
+            "-",
+        ])
+        .unwrap();
+        let Command::Transit(TransitCommand::Encrypt(e)) = cli.command else {
+            panic!("not transit encrypt")
+        };
+        assert_eq!(e.context.as_deref(), Some("user-1"));
+        assert_eq!(e.key_version, Some(2));
+        assert_eq!(e.base64, Some(true));
+        assert_eq!(e.field.field.as_deref(), Some("ciphertext"));
+        assert_eq!(e.mount.mount, "kms");
+        assert_eq!((e.name.as_str(), e.plaintext.as_deref()), ("k", Some("-")));
+
+        let cli = parse_strs(&["svctl", "transit", "decrypt", "k"]).unwrap();
+        let Command::Transit(TransitCommand::Decrypt(d)) = cli.command else {
+            panic!("not transit decrypt")
+        };
+        assert_eq!(d.mount.mount, "transit");
+        assert_eq!(d.ciphertext, None);
+
+        let cli = parse_strs(&[
+            "svctl",
+            "transit",
+            "config",
+            "-deletion-allowed=false",
+            "-auto-rotate-period=30d",
+            "-min-decryption-version",
+            "3",
+            "k",
+        ])
+        .unwrap();
+        let Command::Transit(TransitCommand::Config(c)) = cli.command else {
+            panic!("not transit config")
+        };
+        assert_eq!(c.deletion_allowed, Some(false));
+        assert_eq!(
+            c.auto_rotate_period.map(|d| d.whole_seconds()),
+            Some(30 * 86_400)
+        );
+        assert_eq!(c.min_decryption_version, Some(3));
+        assert!(
+            parse_strs(&["svctl", "transit", "create", "-auto-rotate-period=-1h", "k"]).is_err()
+        );
+        assert!(parse_strs(&["svctl", "transit", "rotate"]).is_err());
     }
 
     #[test]

@@ -38,6 +38,14 @@ impl Ui<'_> {
         }
     }
 
+    /// Bytes exactly as they are (a decrypted plaintext), with a newline only on a terminal.
+    pub fn raw_bytes(&mut self, bytes: &[u8]) {
+        let _ = self.out.write_all(bytes);
+        if self.stdout_is_terminal {
+            let _ = writeln!(self.out);
+        }
+    }
+
     pub fn flush(&mut self) {
         let _ = self.out.flush();
         let _ = self.err.flush();

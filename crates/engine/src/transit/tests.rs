@@ -600,6 +600,12 @@ async fn encrypt_and_decrypt_round_trip_for_every_type() {
             );
         }
     }
+    // Vault passes Go's error through, so a ChaCha key fails in ChaCha's words.
+    let ct = h.encrypt("a", PLAIN).await;
+    assert_eq!(
+        h.decrypt("c", &ct).await.error,
+        "chacha20poly1305: message authentication failed"
+    );
 }
 
 #[tokio::test]

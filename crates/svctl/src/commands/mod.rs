@@ -6,6 +6,7 @@ pub mod kv;
 pub mod policy;
 pub mod seal;
 pub mod token;
+pub mod transit;
 
 use std::path::PathBuf;
 
@@ -23,6 +24,7 @@ pub fn run(cli: Cli, ui: &mut Ui) -> Result<(), Error> {
         Command::Policy(cmd) => policy::run(cmd, &http, ui),
         Command::Audit(cmd) => audit::run(cmd, &http, ui),
         Command::Seal(args) => seal::run(args, &http, ui),
+        Command::Transit(cmd) => transit::run(cmd, &http, ui),
     }
 }
 
