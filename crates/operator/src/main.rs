@@ -5,6 +5,11 @@ use clap::Parser;
 
 mod args;
 
+// Every request allocates dozens of small buffers (JSON, audit lines, headers); mimalloc's
+// thread-local free lists make that markedly cheaper than glibc malloc under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use args::{Args, Command};
 
 fn main() -> anyhow::Result<()> {
