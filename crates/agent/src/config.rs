@@ -293,14 +293,14 @@ impl Validator {
         for key in map.keys() {
             if !known.contains(&key.as_str()) {
                 let path = join(field, key);
-                let hint = match closest(key, known) {
-                    Some(k) => format!("did you mean {k:?}? "),
-                    None => String::new(),
+                let advice = match closest(key, known) {
+                    Some(k) => format!("did you mean {k:?}?"),
+                    None => "remove it.".to_string(),
                 };
                 self.problem(
                     path,
                     format!(
-                        "unknown field; {hint}remove it (known fields here: {})",
+                        "unknown field; {advice} Known fields here: {}",
                         known.join(", ")
                     ),
                 );

@@ -49,6 +49,7 @@ fn bad_config_exits_64_listing_every_problem() {
         "auth.role",
         "secrets[0].perms",
         "secrets[1].name",
+        "secrets[1].file",
         "secrets[1].tempalte",
         "secrets[2].template",
         "refresh_interval",
@@ -129,9 +130,9 @@ fn init_renders_once_and_exits_zero_or_fails_at_its_deadline() {
         ]),
     );
     cfg["init_deadline"] = json!("2s");
+    cfg["mode"] = json!("init");
     let started = Instant::now();
     let (status, log) = run_to_exit(Agent::start(dir.path(), &cfg, &[]), Duration::from_secs(20));
-    cfg["mode"] = json!("init");
     assert!(!status.success(), "{log}");
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(started.elapsed() >= Duration::from_secs(2));
@@ -177,6 +178,7 @@ fn sigterm_and_sigint_stop_promptly_and_can_revoke_the_token() {
     let token = c.token(json!({"policies": ["root"], "ttl": "1h"}));
     std::fs::write(&token_file, &token).unwrap();
     cfg["revoke_on_shutdown"] = json!(false);
+    std::fs::remove_file(out.join(".ready")).unwrap();
     let mut agent = Agent::start(dir.path(), &cfg, &["sidecar"]);
     assert!(wait_until(Duration::from_secs(10), || out.join(".ready").exists()));
     let t = Instant::now();
