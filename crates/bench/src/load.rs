@@ -25,6 +25,10 @@ pub struct LoadResult {
     pub histogram: Histogram<u64>,
     /// The first unexpected status and body, if any (for diagnosis).
     pub first_error: Option<String>,
+    /// CPU time (user + system) the server process spent during the measured window.
+    /// Unlike requests/s it barely depends on what else the machine is doing, so it
+    /// compares servers fairly on a busy machine too.
+    pub server_cpu: Option<Duration>,
 }
 
 impl LoadResult {
@@ -36,15 +40,35 @@ impl LoadResult {
     pub fn ms(&self, quantile: f64) -> f64 {
         self.histogram.value_at_quantile(quantile) as f64 / 1000.0
     }
+
+    /// Server CPU time per successful request, in microseconds.
+    pub fn cpu_us_per_request(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.requests as f64)
+    }
+}
+
+/// CPU time (utime + stime) a process has used so far, from `/proc/<pid>/stat`.
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its `)` are plain.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after `)`.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on every Linux architecture.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Drives `spec` at `addr` with `concurrency` connections: `warmup`, then `duration` measured.
+/// With `server_pid`, also the server's CPU time over the measured window.
 pub async fn drive(
     addr: SocketAddr,
     spec: &RequestSpec,
     concurrency: usize,
     warmup: Duration,
     duration: Duration,
+    server_pid: Option<u32>,
 ) -> anyhow::Result<LoadResult> {
     let start = Instant::now() + warmup;
     let end = start + duration;
@@ -61,7 +85,16 @@ pub async fn drive(
         elapsed: duration,
         histogram: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         first_error: None,
+        server_cpu: None,
     };
+    if let Some(pid) = server_pid {
+        tokio::time::sleep_until(start.into()).await;
+        let before = process_cpu(pid);
+        tokio::time::sleep_until(end.into()).await;
+        total.server_cpu = process_cpu(pid)
+            .zip(before)
+            .map(|(after, before)| after.saturating_sub(before));
+    }
     for task in tasks {
         let part = task.await??;
         total.requests += part.requests;
@@ -99,6 +132,7 @@ async fn connection(
         elapsed: end - start,
         histogram: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         first_error: None,
+        server_cpu: None,
     };
     loop {
         let sent = Instant::now();

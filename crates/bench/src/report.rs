@@ -29,7 +29,7 @@ pub fn print(results: &Results, args: &Args) {
     );
     println!();
     println!(
-        "{:<16} {:<12} {:>10} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11}",
+        "{:<16} {:<12} {:>10} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11} {:>11}",
         "workload",
         "server",
         "req/s",
@@ -38,9 +38,10 @@ pub fn print(results: &Results, args: &Args) {
         "p99.9 ms",
         "errors",
         "vs bare",
-        "vs openbao"
+        "vs openbao",
+        "CPU µs/req"
     );
-    println!("{}", "-".repeat(102));
+    println!("{}", "-".repeat(114));
     for workload in WORKLOADS {
         let bare_rps = result(&results.bare, workload).map(LoadResult::rps);
         let bao_rps = results
@@ -56,7 +57,7 @@ pub fn print(results: &Results, args: &Args) {
         for server in rows {
             match result(server, workload) {
                 Some(r) => println!(
-                    "{:<16} {:<12} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>10} {:>11}",
+                    "{:<16} {:<12} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8} {:>10} {:>11} {:>11}",
                     workload,
                     server.name,
                     r.rps(),
@@ -74,6 +75,8 @@ pub fn print(results: &Results, args: &Args) {
                     } else {
                         ratio(Some(r.rps()), bao_rps)
                     },
+                    r.cpu_us_per_request()
+                        .map_or("—".into(), |us| format!("{us:.1}")),
                 ),
                 None => println!("{:<16} {:<12} {:>10}", workload, server.name, "n/a"),
             }
@@ -121,6 +124,7 @@ fn server_json(server: &ServerResult) -> Value {
                     "p999_ms": r.ms(0.999),
                     "requests": r.requests,
                     "errors": r.errors,
+                    "server_cpu_us_per_request": r.cpu_us_per_request(),
                 }),
                 None => Value::Null,
             };

@@ -381,6 +381,7 @@ async fn measure(
                         args.concurrency,
                         args.warmup,
                         args.duration,
+                        Some(proc.child.id()),
                     )
                     .await?,
                 )
@@ -416,6 +417,7 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
         args.concurrency,
         args.warmup,
         args.duration,
+        Some(bare_proc.child.id()),
     )
     .await?;
     let bare = ServerResult {

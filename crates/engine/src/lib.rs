@@ -6,6 +6,7 @@
 //! - [`kv`], [`transit`], [`token`], [`policy`], [`identity`], [`audit`]: the Vault subsystems;
 //! - [`auth`]: auth methods that log clients in (Kubernetes);
 //! - [`seal`]: sealing values for Git (HPKE to the cluster's sealing key) and unsealing them;
+//! - [`watch`]: the in-memory change log and limits behind `sys/secretvault/watch`;
 //! - [`logical`]: Vault's request/response model;
 //! - [`vault::Vault`]: the router that authenticates, authorises, audits and dispatches
 //!   each request; [`sys`] holds its `sys/` endpoints.
@@ -27,5 +28,6 @@ pub mod token;
 pub mod transit;
 pub mod util;
 pub mod vault;
+pub mod watch;
 
 pub use logical::Operation;

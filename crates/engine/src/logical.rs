@@ -181,6 +181,8 @@ impl Response {
 pub struct ApiError {
     pub status: u16,
     pub errors: Vec<String>,
+    /// Seconds a client should wait before retrying (`Retry-After`), for 429/503 answers.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -188,6 +190,7 @@ impl ApiError {
         ApiError {
             status,
             errors: vec![message.into()],
+            retry_after: None,
         }
     }
 
@@ -210,6 +213,7 @@ impl ApiError {
         ApiError {
             status: 404,
             errors: vec![],
+            retry_after: None,
         }
     }
 
@@ -227,6 +231,12 @@ impl ApiError {
     /// Vault's wording for one error wrapped by go-multierror.
     pub fn multi(status: u16, message: impl std::fmt::Display) -> Self {
         Self::new(status, format!("1 error occurred:\n\t* {message}\n\n"))
+    }
+
+    /// Adds a `Retry-After` hint (seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn internal(message: impl std::fmt::Display) -> Self {

@@ -748,6 +748,13 @@ fn scenario() -> Scenario {
     s.step("health", "GET", "sys/health", None).anonymous();
     s.step("seal-status", "GET", "sys/seal-status", None)
         .anonymous();
+    // Built in on ours, mounted here on OpenBao, so both list it.
+    s.step(
+        "enable transit",
+        "POST",
+        "sys/mounts/transit",
+        Some(json!({"type": "transit"})),
+    );
     s.step("mounts", "GET", "sys/mounts", None);
     s.step(
         "ui mounts for kv",

@@ -320,7 +320,13 @@ fn json_response(status: u16, body: Option<&Value>) -> warp::reply::Response {
 
 fn reply_response(reply: Reply, head: bool) -> warp::reply::Response {
     let body = if head { None } else { reply.body.as_ref() };
-    json_response(reply.status, body)
+    let mut response = json_response(reply.status, body);
+    if let Some(seconds) = reply.retry_after {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 fn error_response(e: &ApiError) -> warp::reply::Response {
@@ -355,6 +361,28 @@ mod tests {
         );
         assert!(percent_decode("bad%zz").is_err());
         assert!(percent_decode("%ff").is_err());
+    }
+
+    #[test]
+    fn busy_replies_say_when_to_retry() {
+        let busy = Reply {
+            status: 503,
+            body: Some(serde_json::json!({"errors": ["busy"]})),
+            retry_after: Some(1),
+        };
+        let response = reply_response(busy, false);
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+        let ok = Reply {
+            status: 200,
+            body: None,
+            retry_after: None,
+        };
+        assert!(
+            !reply_response(ok, false)
+                .headers()
+                .contains_key(http::header::RETRY_AFTER)
+        );
     }
 
     #[test]

@@ -42,7 +42,8 @@ impl Default for ServerConfig {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests
-/// finish (up to the grace period) and returns.
+/// finish (up to the grace period) and returns. Long polls (`sys/secretvault/watch`)
+/// are told to answer at once when the drain begins, so they do not hold it up.
 pub async fn serve(
     listener: TcpListener,
     vault: Arc<Vault>,
@@ -53,7 +54,7 @@ pub async fn serve(
         Some(settings) => Some(crate::tls::acceptor(settings).await?),
         None => None,
     };
-    let service = warp::service(routes(vault, config.limits.clone()));
+    let service = warp::service(routes(vault.clone(), config.limits.clone()));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -124,6 +125,7 @@ pub async fn serve(
 
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
+    vault.begin_shutdown();
     if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
         .await
         .is_err()

@@ -9,12 +9,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::cache::{InvalidateOnDrop, ReadCache};
 use super::keyring::{KEYRING_KEY, Keyring};
 use super::{CryptoError, NONCE_LEN, Plaintext, RootKey, TAG_LEN, open, seal};
 use crate::storage::{Backend, Precondition, Revision, StorageError};
 
 const BLOB_VERSION: u8 = 1;
 const HEADER_LEN: usize = 1 + 4;
+
+/// Bytes of decrypted values kept in the read cache (when the backend allows one).
+const READ_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BarrierError {
@@ -37,6 +41,8 @@ pub struct Barrier {
     backend: Arc<dyn Backend>,
     root: RootKey,
     keyring: RwLock<Arc<Keyring>>,
+    /// Decrypted values, only when this process is the store's sole writer.
+    cache: Option<ReadCache>,
 }
 
 impl Barrier {
@@ -63,10 +69,14 @@ impl Barrier {
                 }
             }
         };
+        let cache = backend
+            .exclusive()
+            .then(|| ReadCache::new(READ_CACHE_BYTES));
         Ok(Barrier {
             backend,
             root,
             keyring: RwLock::new(Arc::new(keyring)),
+            cache,
         })
     }
 
@@ -96,6 +106,13 @@ impl Barrier {
     /// Reads and decrypts `key`.
     pub async fn get(&self, key: &str) -> Result<Option<(Plaintext, Revision)>> {
         Self::refuse_reserved(key)?;
+        let generation = match &self.cache {
+            Some(cache) => match cache.get(key) {
+                Ok(hit) => return Ok(Some(hit)),
+                Err(generation) => Some(generation),
+            },
+            None => None,
+        };
         let Some(entry) = self.backend.get(key).await? else {
             return Ok(None);
         };
@@ -107,6 +124,9 @@ impl Barrier {
             }
             other => other?,
         };
+        if let (Some(cache), Some(generation)) = (&self.cache, generation) {
+            cache.insert(generation, key, &plaintext, entry.revision);
+        }
         Ok(Some((plaintext, entry.revision)))
     }
 
@@ -119,12 +139,26 @@ impl Barrier {
     ) -> Result<Revision> {
         Self::refuse_reserved(key)?;
         let blob = self.encrypt(key, plaintext);
+        let _invalidate = self.invalidate_around_write(key);
         Ok(self.backend.put(key, blob, precondition).await?)
     }
 
     pub async fn delete(&self, key: &str, precondition: Precondition) -> Result<bool> {
         Self::refuse_reserved(key)?;
+        let _invalidate = self.invalidate_around_write(key);
         Ok(self.backend.delete(key, precondition).await?)
+    }
+
+    /// Invalidates `key` in the read cache now (so readers from here on do not cache what
+    /// they read) and again when the returned guard drops, after the write.
+    fn invalidate_around_write<'a>(&'a self, key: &'a str) -> InvalidateOnDrop<'a> {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(key);
+        }
+        InvalidateOnDrop {
+            cache: self.cache.as_ref(),
+            key,
+        }
     }
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
@@ -254,6 +288,41 @@ fn decrypt_keyring(root: &RootKey, blob: &[u8]) -> Result<Keyring, CryptoError> 
 mod tests {
     use super::*;
     use crate::storage::MemoryBackend;
+
+    #[tokio::test]
+    async fn reads_are_cached_only_on_exclusive_backends_and_writes_invalidate() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(crate::storage::RedbBackend::open(&dir.path().join("db")).unwrap());
+        let cached = Barrier::open(
+            backend.clone(),
+            RootKey::from_bytes(zeroize::Zeroizing::new([7; 32])),
+        )
+        .await
+        .unwrap();
+        let cache = cached.cache.as_ref().expect("redb is exclusive: cached");
+        cached.put("a", b"one", Precondition::None).await.unwrap();
+        assert_eq!(cached.get("a").await.unwrap().unwrap().0.as_slice(), b"one");
+        assert_eq!(cache.len(), 1, "the read was cached");
+        let revision = cached.put("a", b"two", Precondition::None).await.unwrap();
+        let (value, seen) = cached.get("a").await.unwrap().unwrap();
+        assert_eq!(
+            value.as_slice(),
+            b"two",
+            "a write replaces the cached value"
+        );
+        assert_eq!(seen, revision);
+        cached.delete("a", Precondition::None).await.unwrap();
+        assert!(
+            cached.get("a").await.unwrap().is_none(),
+            "a delete drops it"
+        );
+
+        let (_, shared) = barrier().await;
+        assert!(
+            shared.cache.is_none(),
+            "a backend shared with others is never cached"
+        );
+    }
 
     async fn barrier() -> (Arc<MemoryBackend>, Barrier) {
         let backend = Arc::new(MemoryBackend::new());

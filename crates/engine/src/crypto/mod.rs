@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 mod barrier;
+mod cache;
 mod keyring;
 mod root_key;
 

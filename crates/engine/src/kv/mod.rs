@@ -8,6 +8,9 @@
 //! A write stores the new version's blob first and then replaces the metadata with a
 //! compare-and-set on its revision, retrying on conflict. A crash between the two leaves
 //! an orphan blob that nothing references, never a version without its data.
+//!
+//! Every operation that changes what a read of a secret returns (or its metadata)
+//! publishes the secret's name to the mount's [`ChangeLog`] once the change is stored.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -21,6 +24,7 @@ use crate::crypto::Barrier;
 use crate::logical::{ApiError, ApiResult, Fields, Operation, Request, Response, format_time};
 use crate::storage::{Precondition, Revision};
 use crate::util::duration::format_go_duration;
+use crate::watch::ChangeLog;
 
 /// Versions kept when neither the secret nor the mount says otherwise.
 pub const DEFAULT_MAX_VERSIONS: u64 = 10;
@@ -143,6 +147,8 @@ pub struct Kv {
     barrier: Arc<Barrier>,
     prefix: String,
     config: RwLock<Option<KvConfig>>,
+    /// Every change to a secret, published once durable, for `sys/secretvault/watch`.
+    changes: ChangeLog,
 }
 
 enum Target<'a> {
@@ -162,7 +168,14 @@ impl Kv {
             barrier,
             prefix: prefix.into(),
             config: RwLock::new(None),
+            changes: ChangeLog::new(),
         }
+    }
+
+    /// Which secrets changed, by name relative to the mount (`app/db`), since this
+    /// process started.
+    pub fn changes(&self) -> &ChangeLog {
+        &self.changes
     }
 
     fn route(path: &str) -> Option<Target<'_>> {
@@ -463,6 +476,7 @@ impl Kv {
             let trimmed = trim_versions(&mut meta, &config);
             match self.store_meta(path, &meta, revision).await? {
                 Ok(()) => {
+                    self.changes.publish(path);
                     for old in trimmed {
                         self.delete_blob(&old).await;
                     }
@@ -605,6 +619,7 @@ impl Kv {
             };
             let blobs = change(&mut meta, Utc::now())?;
             if self.store_meta(path, &meta, Some(revision)).await?.is_ok() {
+                self.changes.publish(path);
                 for blob in blobs {
                     self.delete_blob(&blob).await;
                 }
@@ -691,6 +706,7 @@ impl Kv {
             }
             meta.updated_time = now;
             if self.store_meta(path, &meta, revision).await?.is_ok() {
+                self.changes.publish(path);
                 return Ok(Response::no_content());
             }
         }
@@ -707,6 +723,7 @@ impl Kv {
                 .await
             {
                 Ok(_) => {
+                    self.changes.publish(path);
                     for v in meta.versions.values() {
                         self.delete_blob(&v.blob).await;
                     }

@@ -532,3 +532,142 @@ fn merge_patch_follows_rfc7386() {
     merge_patch(&mut doc, &json!({"a": {"b": 1}}));
     assert_eq!(doc, json!({"a": {"b": 1}}));
 }
+
+/// The change log's answer to "did `name` change since `index`?", and the next index.
+fn changed_since(kv: &Kv, index: &str, name: &str) -> (bool, String) {
+    let out = kv.changes().poll(Some(index), &[name]);
+    assert!(!out.reset, "the log kept every change");
+    (out.changed == vec![0], out.index)
+}
+
+#[tokio::test]
+async fn every_change_to_a_secret_is_published_once_stored() {
+    let kv = kv().await;
+    let mut index = kv.changes().current_index();
+    // Each step changes `app/db` through a different operation and must be published.
+    type Step = (&'static str, Operation, &'static str, Value);
+    let steps: Vec<Step> = vec![
+        (
+            "write",
+            Operation::Create,
+            "data/app/db",
+            json!({"data": {"a": "1"}}),
+        ),
+        (
+            "update",
+            Operation::Update,
+            "data/app/db",
+            json!({"data": {"a": "2"}}),
+        ),
+        (
+            "soft delete latest",
+            Operation::Delete,
+            "data/app/db",
+            json!({}),
+        ),
+        (
+            "undelete",
+            Operation::Update,
+            "undelete/app/db",
+            json!({"versions": [2]}),
+        ),
+        (
+            "delete versions",
+            Operation::Update,
+            "delete/app/db",
+            json!({"versions": [1]}),
+        ),
+        (
+            "destroy",
+            Operation::Update,
+            "destroy/app/db",
+            json!({"versions": [1]}),
+        ),
+        (
+            "metadata write",
+            Operation::Update,
+            "metadata/app/db",
+            json!({"max_versions": 1}),
+        ),
+        // With max_versions 1 this write also trims version 2 away.
+        (
+            "write that trims",
+            Operation::Update,
+            "data/app/db",
+            json!({"data": {"a": "3"}}),
+        ),
+        (
+            "metadata delete",
+            Operation::Delete,
+            "metadata/app/db",
+            json!({}),
+        ),
+    ];
+    for (what, op, path, body) in steps {
+        call(&kv, op, path, body).await.unwrap();
+        let (changed, next) = changed_since(&kv, &index, "app/db");
+        assert!(changed, "{what} was not published");
+        index = next;
+    }
+    // PATCH of data and of metadata (they need the merge-patch content type).
+    put(&kv, "app/db", json!({"a": "4"})).await;
+    index = kv.changes().current_index();
+    kv.handle(
+        Operation::Patch,
+        "data/app/db",
+        &patch_req(json!({"data": {"b": "5"}})),
+    )
+    .await
+    .unwrap();
+    let (changed, next) = changed_since(&kv, &index, "app/db");
+    assert!(changed, "data patch was not published");
+    index = next;
+    kv.handle(
+        Operation::Patch,
+        "metadata/app/db",
+        &patch_req(json!({"custom_metadata": {"owner": "x"}})),
+    )
+    .await
+    .unwrap();
+    let (changed, next) = changed_since(&kv, &index, "app/db");
+    assert!(changed, "metadata patch was not published");
+    index = next;
+    // The in-process write the operator uses.
+    kv.write("app/db", Map::new(), None).await.unwrap();
+    let (changed, next) = changed_since(&kv, &index, "app/db");
+    assert!(changed, "Kv::write was not published");
+    index = next;
+
+    // Nothing that leaves the secret as it was is published: reads, lists, a failed
+    // check-and-set, mount config, and deletes of a secret that does not exist.
+    get(&kv, "app/db").await.unwrap();
+    call(&kv, Operation::Read, "metadata/app/db", json!({}))
+        .await
+        .unwrap();
+    call(&kv, Operation::List, "metadata/app/", json!({}))
+        .await
+        .unwrap();
+    call(
+        &kv,
+        Operation::Update,
+        "data/app/db",
+        json!({"data": {"x": "y"}, "options": {"cas": 99}}),
+    )
+    .await
+    .unwrap_err();
+    call(&kv, Operation::Update, "config", json!({"max_versions": 4}))
+        .await
+        .unwrap();
+    call(&kv, Operation::Delete, "data/missing", json!({}))
+        .await
+        .unwrap();
+    call(&kv, Operation::Delete, "metadata/missing", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(kv.changes().current_index(), index, "nothing was published");
+
+    // A change is published under the secret's name only.
+    put(&kv, "app/other", json!({"a": "1"})).await;
+    assert!(!changed_since(&kv, &index, "app/db").0);
+    assert!(changed_since(&kv, &index, "app/other").0);
+}

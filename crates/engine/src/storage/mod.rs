@@ -87,6 +87,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The immediate children of `prefix` (which is empty or ends with `/`):
     /// leaf names as is, sub-folders once each with a trailing `/`, sorted bytewise.
     async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Whether this process is the only writer of the store (an embedded database file
+    /// it holds locked). Only then may the layers above cache what they read: a store
+    /// shared with other replicas can change underneath them. Defaults to `false`.
+    fn exclusive(&self) -> bool {
+        false
+    }
 }
 
 /// Checks a key before it reaches a backend; shared so every backend refuses the same keys.

@@ -216,6 +216,11 @@ impl std::fmt::Debug for RedbBackend {
 
 #[async_trait]
 impl Backend for RedbBackend {
+    fn exclusive(&self) -> bool {
+        // redb locks its file: no other process can write it while we hold it open.
+        true
+    }
+
     fn name(&self) -> &'static str {
         BACKEND
     }

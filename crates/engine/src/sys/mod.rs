@@ -1,4 +1,5 @@
-//! The `sys/` backend: mounts, policies, capabilities, audit devices, keyring.
+//! The `sys/` backend: mounts, policies, capabilities, audit devices, keyring, and the
+//! `secretvault/watch` change notification.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,7 @@ use crate::token::Caller;
 use crate::vault::{OpenError, Vault};
 
 pub mod policies;
+mod watch;
 
 const AUDIT_DEVICE_PREFIX: &str = "sys/audit-device/";
 
@@ -238,9 +240,18 @@ impl Vault {
                     None => Err(ApiError::bad_request(format!("no mount at {target:?}"))),
                 }
             }
-            (p, _) if p.starts_with("mounts/") => Err(ApiError::bad_request(
-                "secretvault's mounts are fixed (KV v2 at secret/); enabling, tuning or disabling mounts is not supported",
-            )),
+            (p, _) if p.starts_with("mounts/") => {
+                // `vault secrets enable transit`: the engine is built in, so enabling it
+                // where it already is succeeds.
+                let target = device_path(&p["mounts/".len()..]);
+                let kind = fields.string("type")?.unwrap_or_default();
+                if write && target == "transit/" && kind == "transit" {
+                    return Ok(Response::no_content());
+                }
+                Err(ApiError::bad_request(
+                    "secretvault's mounts are fixed (KV v2 at secret/, transit at transit/); enabling, tuning or disabling mounts is not supported",
+                ))
+            }
             ("auth", Operation::Read) => {
                 let mounts: Map<String, Value> = self
                     .cluster
@@ -434,6 +445,8 @@ impl Vault {
                 self.barrier.rotate().await?;
                 Ok(Response::no_content())
             }
+            ("secretvault/watch", _) if write => self.watch(req, caller, acl).await,
+            ("secretvault/watch", _) => Err(ApiError::unsupported_operation()),
             ("key-status", Operation::Read) => {
                 let status = self.barrier.key_status();
                 Ok(top_level(

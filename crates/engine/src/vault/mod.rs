@@ -72,6 +72,8 @@ impl From<ApiError> for OpenError {
 pub struct Reply {
     pub status: u16,
     pub body: Option<Value>,
+    /// Seconds for a `Retry-After` header (busy answers).
+    pub retry_after: Option<u64>,
 }
 
 impl Reply {
@@ -79,6 +81,33 @@ impl Reply {
         Reply {
             status: e.status,
             body: Some(e.body()),
+            retry_after: e.retry_after,
+        }
+    }
+}
+
+/// Status recorded for a request abandoned by its client (nginx's "client closed
+/// request"; Vault logs such requests with a `context canceled` error).
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// Armed while a recorded request runs; if the request's future is dropped (the client
+/// hung up), writes the response entry the handler never got to write.
+struct InFlight<'a> {
+    vault: &'a Vault,
+    auth: &'a AuditAuth,
+    entry: &'a AuditRequest<'a>,
+    armed: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let gone = ApiError::new(
+                CLIENT_CLOSED_REQUEST,
+                "the client closed the connection before the response was ready",
+            );
+            self.vault
+                .audit_response(Some(self.auth), self.entry, &Err(gone));
         }
     }
 }
@@ -115,6 +144,8 @@ pub struct Vault {
     /// accessors are derived with HMACs, too costly to redo for every audit entry.
     mount_index: Vec<(&'static str, String, String)>,
     pub(crate) sealing: crate::seal::SealingKeys,
+    /// Concurrent `sys/secretvault/watch` long polls.
+    pub(crate) watch_limits: crate::watch::WatchLimits,
 }
 
 impl Vault {
@@ -160,6 +191,7 @@ impl Vault {
             sealing,
             acl_cache: Mutex::new((0, HashMap::new())),
             mount_index: Vec::new(),
+            watch_limits: crate::watch::WatchLimits::default(),
         };
         let mut vault = vault;
         vault.mount_index = mounts::route_prefixes()
@@ -205,6 +237,12 @@ impl Vault {
         self.tokens.ensure_root_token(requested).await
     }
 
+    /// Called when the server starts draining: pending `sys/secretvault/watch` long polls
+    /// (and any that arrive later) answer at once, so they do not hold up the drain.
+    pub fn begin_shutdown(&self) {
+        self.kv.changes().shut_down();
+    }
+
     /// Periodic housekeeping: rotates the keyring and transit keys when due. Safe to call often.
     pub async fn maintain(&self) {
         match self
@@ -245,9 +283,12 @@ impl Vault {
         path == crate::auth::kubernetes::LOGIN_PATH
     }
 
-    /// Paths that need a valid token but no ACL grant (the handler checks what it must).
+    /// Paths that need a valid token but no ACL grant (the handler checks what it must:
+    /// the watch endpoint checks `read` on every path it is asked to watch).
     fn skips_acl(path: &str) -> bool {
-        path == "sys/internal/ui/mounts" || path.starts_with("sys/internal/ui/mounts/")
+        path == "sys/internal/ui/mounts"
+            || path.starts_with("sys/internal/ui/mounts/")
+            || path == crate::watch::WATCH_PATH
     }
 
     /// Paths that also need `sudo` (Vault's root-protected paths).
@@ -375,10 +416,19 @@ impl Vault {
             return Reply::error(&e);
         }
 
+        // A request on record whose client goes away mid-handler (a long poll, usually)
+        // still gets a response entry, so the trail shows how it ended.
+        let mut in_flight = InFlight {
+            vault: self,
+            auth: &audit_auth,
+            entry: &entry,
+            armed: record_first,
+        };
         let result = match route {
             None => Err(ApiError::no_route(&req.path)),
             Some((kind, prefix)) => self.dispatch(kind, prefix, op, &req, &caller, &acl).await,
         };
+        in_flight.armed = false;
         let recorded = if record_first {
             self.audit_response(Some(&audit_auth), &entry, &result)
         } else {
@@ -422,6 +472,7 @@ impl Vault {
             Ok(response) => Reply {
                 status: response.status(),
                 body: response.body(&req.id),
+                retry_after: None,
             },
             Err(e) => Reply::error(&e),
         }

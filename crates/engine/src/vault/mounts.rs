@@ -159,7 +159,8 @@ impl ClusterInfo {
                 description: "",
                 accessor: format!("transit_{}", self.derived("transit/", 8)),
                 uuid: self.uuid_for("transit/"),
-                options: Value::Null,
+                // What Vault shows for an engine enabled through the API without options.
+                options: json!({}),
                 auth: false,
             },
         ]

@@ -427,3 +427,242 @@ async fn policies_round_trip_through_sys() {
         .await;
     assert_eq!(errors(&del), vec!["cannot delete default policy"]);
 }
+
+fn watch_request(token: &str, body: Value) -> Request {
+    request(token, None, crate::watch::WATCH_PATH, body)
+}
+
+/// Audit entries (type, path) in the order written.
+fn audit_entries(h: &Harness) -> Vec<(String, String)> {
+    std::fs::read_to_string(&h.audit_path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["type"].as_str().unwrap_or("").to_string(),
+                v["request"]["path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_watch_is_audited_before_and_after_its_wait_and_holds_no_lock() {
+    let h = harness().await;
+    h.policy(
+        "app-read",
+        r#"path "secret/data/app/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let reader = h.token(json!({"policies": ["app-read"]})).await;
+    let first = h
+        .vault
+        .handle(watch_request(
+            &reader,
+            json!({"paths": ["secret/data/app/db"]}),
+        ))
+        .await;
+    assert_eq!(first.status, 200, "{first:?}");
+    let body = first.body.unwrap();
+    assert_eq!(body["data"]["changed"], json!([]));
+    assert_eq!(body["data"]["reset"], false);
+    assert!(body["request_id"].is_string() && body["lease_id"] == "");
+    let index = body["data"]["index"].as_str().unwrap().to_string();
+
+    let watch = h.vault.handle(watch_request(
+        &reader,
+        json!({"paths": ["secret/data/app/db", "secret/data/app/cache"], "index": index, "wait": "30s"}),
+    ));
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The waiting watch's request is already on record, its response not yet.
+        let entries = audit_entries(&h);
+        let watch_entries: Vec<_> = entries
+            .iter()
+            .filter(|(_, p)| p == crate::watch::WATCH_PATH)
+            .map(|(t, _)| t.as_str())
+            .collect();
+        assert_eq!(watch_entries, vec!["request", "response", "request"]);
+        // Other requests, by this token too, run while it waits.
+        assert_eq!(h.read(&reader, "secret/data/app/db").await.status, 404);
+        let w = h
+            .write(&h.root, "secret/data/app/db", json!({"data": {"k": "v"}}))
+            .await;
+        assert_eq!(w.status, 200);
+        std::time::Instant::now()
+    };
+    let (reply, written_at) = tokio::join!(watch, meanwhile);
+    assert!(written_at.elapsed() < Duration::from_secs(1));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let data = &reply.body.unwrap()["data"];
+    assert_eq!(data["changed"], json!(["secret/data/app/db"]));
+    assert_ne!(data["index"], json!(index));
+    let entries = audit_entries(&h);
+    assert_eq!(
+        entries.last().unwrap(),
+        &("response".to_string(), crate::watch::WATCH_PATH.to_string())
+    );
+    let log = std::fs::read_to_string(&h.audit_path).unwrap();
+    assert!(!log.contains(&reader), "the audit log holds the token");
+}
+
+#[tokio::test]
+async fn watches_need_read_on_every_path_and_kv_data_paths() {
+    let h = harness().await;
+    h.policy(
+        "app-read",
+        r#"path "secret/data/app/*" { capabilities = ["read"] }
+path "secret/data/app/secret" { capabilities = ["deny"] }
+path "secret/data/list-only" { capabilities = ["list"] }"#,
+    )
+    .await;
+    let reader = h.token(json!({"policies": ["app-read"]})).await;
+    let denied = h
+        .vault
+        .handle(watch_request(
+            &reader,
+            json!({"paths": ["secret/data/app/ok", "secret/data/other", "secret/data/app/secret", "secret/data/list-only"]}),
+        ))
+        .await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(
+        errors(&denied),
+        vec![
+            "permission denied",
+            "paths[1] \"secret/data/other\": no read capability",
+            "paths[2] \"secret/data/app/secret\": no read capability",
+            "paths[3] \"secret/data/list-only\": no read capability",
+        ]
+    );
+    let bad = h
+        .vault
+        .handle(watch_request(
+            &reader,
+            json!({"paths": ["secret/data/app/ok", "transit/keys/x"]}),
+        ))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        errors(&bad),
+        vec![
+            "paths[1]: \"transit/keys/x\" is not a KV v2 data path (secret/data/...); only those can be watched"
+        ]
+    );
+    // Only POST/PUT watch.
+    let get = h
+        .vault
+        .handle(request(
+            &reader,
+            Some(Operation::Read),
+            crate::watch::WATCH_PATH,
+            json!({}),
+        ))
+        .await;
+    assert_eq!(get.status, 405);
+    // No token, no watch.
+    assert_eq!(
+        h.vault
+            .handle(watch_request(
+                "nope",
+                json!({"paths": ["secret/data/app/ok"]})
+            ))
+            .await
+            .status,
+        403
+    );
+}
+
+#[tokio::test]
+async fn an_abandoned_watch_frees_its_slot() {
+    let h = harness().await;
+    let index = h.vault.kv().changes().current_index();
+    let accessor = h
+        .vault
+        .tokens
+        .verify(&h.root)
+        .unwrap()
+        .accessor()
+        .to_string();
+    let mut watch = Box::pin(h.vault.handle(watch_request(
+        &h.root,
+        json!({"paths": ["secret/data/a"], "index": index, "wait": "60s"}),
+    )));
+    // Poll it until it waits, holding its slot...
+    let timed_out = tokio::time::timeout(Duration::from_millis(100), &mut watch).await;
+    assert!(timed_out.is_err(), "the watch should still be waiting");
+    assert_eq!(h.vault.watch_limits.in_use(&accessor), (1, 1));
+    // ...then drop it, as hyper drops a disconnected client's request.
+    drop(watch);
+    assert_eq!(h.vault.watch_limits.in_use(&accessor), (0, 0));
+    // Its audit record is complete: the request, then how it ended.
+    let log = std::fs::read_to_string(&h.audit_path).unwrap();
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "response");
+    assert_eq!(last["request"]["path"], crate::watch::WATCH_PATH);
+    assert_eq!(last["response"]["status_code"], 499, "{last}");
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("closed the connection")
+    );
+    // Requests that complete (a read, a write) leave exactly one response entry each.
+    h.read(&h.root, "sys/mounts").await;
+    h.write(&h.root, "secret/data/x", json!({"data": {"a": "1"}}))
+        .await;
+    let responses = |path: &str| {
+        audit_entries(&h)
+            .iter()
+            .filter(|(t, p)| t == "response" && p == path)
+            .count()
+    };
+    assert_eq!(responses("sys/mounts"), 1);
+    assert_eq!(responses("secret/data/x"), 1);
+    assert_eq!(responses(crate::watch::WATCH_PATH), 1);
+}
+
+#[tokio::test]
+async fn shutdown_answers_pending_watches() {
+    let h = harness().await;
+    let index = h.vault.kv().changes().current_index();
+    let watch = h.vault.handle(watch_request(
+        &h.root,
+        json!({"paths": ["secret/data/a"], "index": index, "wait": "60s"}),
+    ));
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        h.vault.begin_shutdown();
+        std::time::Instant::now()
+    };
+    let (reply, stopped_at) = tokio::join!(watch, stop);
+    assert!(stopped_at.elapsed() < Duration::from_secs(1));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.unwrap()["data"]["changed"], json!([]));
+}
+
+#[tokio::test]
+async fn a_full_server_answers_503_with_retry_after() {
+    let mut h = harness().await;
+    h.vault.watch_limits = crate::watch::WatchLimits::new(8, 1);
+    let other = h.token(json!({"policies": ["root"]})).await;
+    let index = h.vault.kv().changes().current_index();
+    let pending = h.vault.handle(watch_request(
+        &h.root,
+        json!({"paths": ["secret/data/a"], "index": index, "wait": "30s"}),
+    ));
+    let refused = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = h
+            .vault
+            .handle(watch_request(&other, json!({"paths": ["secret/data/a"]})))
+            .await;
+        h.vault.begin_shutdown();
+        r
+    };
+    let (first, refused) = tokio::join!(pending, refused);
+    assert_eq!(first.status, 200);
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.retry_after, Some(1));
+    assert!(errors(&refused)[0].starts_with("too many concurrent watches on this server"));
+}
