@@ -146,7 +146,9 @@ impl Agent {
             match std::fs::remove_file(&self.cfg.ready_file) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => warn!(file = %self.cfg.ready_file.display(), error = %e, "could not remove the previous ready file"),
+                Err(e) => {
+                    warn!(file = %self.cfg.ready_file.display(), error = %e, "could not remove the previous ready file")
+                }
             }
         }
         loop {
@@ -282,7 +284,9 @@ impl Agent {
         match auth::login(&self.client, &self.cfg.auth).await {
             Ok(token) => {
                 let how = match &self.cfg.auth {
-                    Auth::Kubernetes { role, mount, .. } => format!("kubernetes (auth/{mount}, role {role})"),
+                    Auth::Kubernetes { role, mount, .. } => {
+                        format!("kubernetes (auth/{mount}, role {role})")
+                    }
                     Auth::TokenFile { path } => format!("token file {}", path.display()),
                 };
                 info!(
@@ -460,15 +464,13 @@ impl Agent {
             };
             let deps: BTreeSet<String> = fetched.watch_path().into_iter().collect();
             return match (&fetched.target, &fetched.result) {
-                (Some(target), Ok(body)) => {
-                    match kv::secret_data(target, body) {
-                        Some(data) => Ok((render_env_file(data), deps)),
-                        None => Err(Failure::Secret(format!(
-                            "{:?} holds no key/value data to write as an env file; point path at a KV secret, or give a template",
-                            target.read_path
-                        ))),
-                    }
-                }
+                (Some(target), Ok(body)) => match kv::secret_data(target, body) {
+                    Some(data) => Ok((render_env_file(data), deps)),
+                    None => Err(Failure::Secret(format!(
+                        "{:?} holds no key/value data to write as an env file; point path at a KV secret, or give a template",
+                        target.read_path
+                    ))),
+                },
                 (_, Err(e)) => Err(Failure::Secret(e.to_string())),
                 (None, Ok(_)) => Err(Failure::Secret(format!("{raw:?} was not read"))),
             };
@@ -507,7 +509,9 @@ impl Agent {
                     }
                 }
                 Err(_) if failed.is_some() => {
-                    return Err(Failure::Secret(failed.map(|e| e.to_string()).unwrap_or_default()));
+                    return Err(Failure::Secret(
+                        failed.map(|e| e.to_string()).unwrap_or_default(),
+                    ));
                 }
                 Err(e) => return Err(Failure::Secret(e.to_string())),
             }
@@ -518,7 +522,12 @@ impl Agent {
     }
 
     /// Reads `raw` into the pass, once. Server-wide failures and a refused token abort.
-    async fn fetch(&mut self, token: &TokenText, raw: &str, pass: &mut Pass) -> Result<(), Failure> {
+    async fn fetch(
+        &mut self,
+        token: &TokenText,
+        raw: &str,
+        pass: &mut Pass,
+    ) -> Result<(), Failure> {
         if pass.fetched.contains_key(raw) {
             return Ok(());
         }
@@ -574,7 +583,9 @@ impl Agent {
                 out.push(format!(
                     "secret {:?}: {}",
                     spec.name,
-                    s.last_error.as_deref().unwrap_or("not attempted yet (no token)")
+                    s.last_error
+                        .as_deref()
+                        .unwrap_or("not attempted yet (no token)")
                 ));
             }
         }

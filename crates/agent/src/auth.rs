@@ -74,9 +74,13 @@ impl Token {
 pub enum AuthError {
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("cannot read the ServiceAccount token {path}: {reason}; mount a projected token there or set auth.token_path")]
+    #[error(
+        "cannot read the ServiceAccount token {path}: {reason}; mount a projected token there or set auth.token_path"
+    )]
     JwtFile { path: String, reason: String },
-    #[error("cannot read the vault token file {path}: {reason}; write a vault token to it or fix auth.path")]
+    #[error(
+        "cannot read the vault token file {path}: {reason}; write a vault token to it or fix auth.path"
+    )]
     TokenFile { path: String, reason: String },
     #[error("Kubernetes login as role {role:?} at auth/{mount}/login was refused ({detail}){hint}")]
     LoginRefused {
@@ -88,7 +92,10 @@ pub enum AuthError {
     #[error("the token in {path} was refused ({detail}); put a valid vault token in the file")]
     TokenRefused { path: String, detail: String },
     #[error("the server's answer to {what} has no usable {field}")]
-    Malformed { what: &'static str, field: &'static str },
+    Malformed {
+        what: &'static str,
+        field: &'static str,
+    },
 }
 
 /// Logs in with the configured method.
@@ -219,7 +226,11 @@ pub async fn is_valid(client: &VaultClient, token: &TokenText) -> Result<bool, T
 }
 
 /// Revokes the token (on shutdown, when configured).
-pub async fn revoke(client: &VaultClient, token: &TokenText, timeout: Duration) -> Result<(), String> {
+pub async fn revoke(
+    client: &VaultClient,
+    token: &TokenText,
+    timeout: Duration,
+) -> Result<(), String> {
     let resp = client
         .send(
             Method::POST,
@@ -282,7 +293,10 @@ mod tests {
     #[test]
     fn renews_at_two_thirds_then_logs_in_again_near_max_ttl() {
         let t = token(3600, 3600, true);
-        assert_eq!(t.next_step(), NextStep::Renew(t.granted_at + Duration::from_secs(2400)));
+        assert_eq!(
+            t.next_step(),
+            NextStep::Renew(t.granted_at + Duration::from_secs(2400))
+        );
         let capped = token(600, 3600, true);
         assert_eq!(
             capped.next_step(),

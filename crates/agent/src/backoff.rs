@@ -78,8 +78,12 @@ mod tests {
     fn doubles_from_one_second_to_five_minutes() {
         let mut b = Backoff::new();
         let delays: Vec<Duration> = (0..12).map(|_| b.next()).collect();
-        assert!(delays[0] >= Duration::from_millis(800) && delays[0] <= Duration::from_millis(1200));
-        assert!(delays[3] >= Duration::from_millis(6400) && delays[3] <= Duration::from_millis(9600));
+        assert!(
+            delays[0] >= Duration::from_millis(800) && delays[0] <= Duration::from_millis(1200)
+        );
+        assert!(
+            delays[3] >= Duration::from_millis(6400) && delays[3] <= Duration::from_millis(9600)
+        );
         assert!(delays.iter().all(|d| *d <= BACKOFF_MAX));
         assert!(delays[11] >= Duration::from_secs(240));
         b.reset();
@@ -90,7 +94,11 @@ mod tests {
     fn jitter_stays_in_range_and_varies() {
         let d = Duration::from_secs(100);
         let samples: Vec<Duration> = (0..200).map(|_| jitter(d, 0.1)).collect();
-        assert!(samples.iter().all(|s| *s >= Duration::from_secs(90) && *s <= Duration::from_secs(110)));
+        assert!(
+            samples
+                .iter()
+                .all(|s| *s >= Duration::from_secs(90) && *s <= Duration::from_secs(110))
+        );
         assert!(samples.iter().any(|s| *s < Duration::from_secs(97)));
         assert!(samples.iter().any(|s| *s > Duration::from_secs(103)));
     }

@@ -65,9 +65,19 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Args, Strin
             _ => (a.clone(), None),
         };
         match flag.as_str() {
-            "-h" | "--help" | "help" => return Ok(Args { command: Command::Help, config, ready_file }),
+            "-h" | "--help" | "help" => {
+                return Ok(Args {
+                    command: Command::Help,
+                    config,
+                    ready_file,
+                });
+            }
             "-V" | "--version" | "version" => {
-                return Ok(Args { command: Command::Version, config, ready_file });
+                return Ok(Args {
+                    command: Command::Version,
+                    config,
+                    ready_file,
+                });
             }
             "--config" | "--ready-file" => {
                 let value = match inline.or_else(|| it.next()) {
@@ -107,7 +117,9 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Args, Strin
 
 /// Loads the configuration from `--config` or the environment.
 pub fn load_config(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
-    let env = std::env::var(CONFIG_ENV).ok().filter(|v| !v.trim().is_empty());
+    let env = std::env::var(CONFIG_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     match (path, env) {
         (Some(p), _) => config::load(ConfigSource::File(p)),
         (None, Some(v)) => config::load(ConfigSource::Env(&v)),

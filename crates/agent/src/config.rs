@@ -179,7 +179,9 @@ pub fn load(source: ConfigSource<'_>) -> Result<Config, ConfigError> {
                     return Err(single(
                         name,
                         CONFIG_ENV,
-                        format!("not valid base64 ({e}); set it to the base64 of the JSON configuration (`base64 -w0 config.json`)"),
+                        format!(
+                            "not valid base64 ({e}); set it to the base64 of the JSON configuration (`base64 -w0 config.json`)"
+                        ),
                     ));
                 }
             }
@@ -222,7 +224,9 @@ pub fn parse(source_name: &str, json: &[u8]) -> Result<Config, ConfigError> {
             return Err(single(
                 source_name.to_string(),
                 "config",
-                format!("not valid JSON: {e}; the configuration is one JSON object (see docs/agent.md)"),
+                format!(
+                    "not valid JSON: {e}; the configuration is one JSON object (see docs/agent.md)"
+                ),
             ));
         }
     };
@@ -284,10 +288,7 @@ impl Validator {
         known: &[&str],
     ) -> Option<&'v Map<String, Value>> {
         let Value::Object(map) = v else {
-            self.problem(
-                field,
-                format!("expected a JSON object, found {}", kind(v)),
-            );
+            self.problem(field, format!("expected a JSON object, found {}", kind(v)));
             return None;
         };
         for key in map.keys() {
@@ -329,10 +330,7 @@ impl Validator {
             }
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                self.problem(
-                    field,
-                    format!("expected a string, found {}", kind(other)),
-                );
+                self.problem(field, format!("expected a string, found {}", kind(other)));
                 None
             }
         }
@@ -341,7 +339,9 @@ impl Validator {
     fn duration(&mut self, field: &str, v: Option<&Value>, default: Duration) -> Duration {
         let parsed = match v {
             None | Some(Value::Null) => return default,
-            Some(Value::String(s)) => duration::parse(s).map_err(|e| format!("{s:?} is not a duration: {e}")),
+            Some(Value::String(s)) => {
+                duration::parse(s).map_err(|e| format!("{s:?} is not a duration: {e}"))
+            }
             Some(Value::Number(n)) => n
                 .as_u64()
                 .map(Duration::from_secs)
@@ -350,7 +350,10 @@ impl Validator {
         };
         match parsed {
             Ok(d) if d.is_zero() => {
-                self.problem(field, "must be longer than zero; write it like \"5m\" or \"30s\"");
+                self.problem(
+                    field,
+                    "must be longer than zero; write it like \"5m\" or \"30s\"",
+                );
                 default
             }
             Ok(d) => d,
@@ -390,7 +393,10 @@ impl Validator {
             None => {
                 self.problem(
                     field,
-                    format!("{s:?} is not one of {}; use one of those", quoted_list(choices)),
+                    format!(
+                        "{s:?} is not one of {}; use one of those",
+                        quoted_list(choices)
+                    ),
                 );
                 default
             }
@@ -401,8 +407,11 @@ impl Validator {
         let map = self.object("config", v, TOP_FIELDS)?;
         let server = self.server(map.get("server"));
         let auth = self.auth(map.get("auth"));
-        let refresh_interval =
-            self.duration("refresh_interval", map.get("refresh_interval"), DEFAULT_REFRESH);
+        let refresh_interval = self.duration(
+            "refresh_interval",
+            map.get("refresh_interval"),
+            DEFAULT_REFRESH,
+        );
         if refresh_interval < MIN_REFRESH {
             self.problem(
                 "refresh_interval",
@@ -417,8 +426,11 @@ impl Validator {
             "init" => Mode::Init,
             _ => Mode::Sidecar,
         };
-        let init_deadline =
-            self.duration("init_deadline", map.get("init_deadline"), DEFAULT_INIT_DEADLINE);
+        let init_deadline = self.duration(
+            "init_deadline",
+            map.get("init_deadline"),
+            DEFAULT_INIT_DEADLINE,
+        );
         let command_timeout = self.duration(
             "command_timeout",
             map.get("command_timeout"),
@@ -441,7 +453,12 @@ impl Validator {
             "trace" => tracing::Level::TRACE,
             _ => tracing::Level::INFO,
         };
-        let log_format = match self.choice("log_format", map.get("log_format"), &["text", "json"], "text") {
+        let log_format = match self.choice(
+            "log_format",
+            map.get("log_format"),
+            &["text", "json"],
+            "text",
+        ) {
             "json" => LogFormat::Json,
             _ => LogFormat::Text,
         };
@@ -574,7 +591,9 @@ impl Validator {
                     || !mount
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-                    || mount.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+                    || mount
+                        .split('/')
+                        .any(|s| s.is_empty() || s == "." || s == "..")
                 {
                     self.problem(
                         "auth.mount",
@@ -635,7 +654,10 @@ impl Validator {
                 if !names.insert(spec.name.clone()) {
                     self.problem(
                         format!("{field}.name"),
-                        format!("{:?} is used by an earlier secret; give each secret its own name", spec.name),
+                        format!(
+                            "{:?} is used by an earlier secret; give each secret its own name",
+                            spec.name
+                        ),
                     );
                 }
                 let normalized = normalize_file(&spec.file);
@@ -647,7 +669,10 @@ impl Validator {
                 } else if !files.insert(normalized) {
                     self.problem(
                         format!("{field}.file"),
-                        format!("{} is written by an earlier secret too; give each secret its own file", spec.file.display()),
+                        format!(
+                            "{} is written by an earlier secret too; give each secret its own file",
+                            spec.file.display()
+                        ),
                     );
                 }
                 out.push(spec);
@@ -712,7 +737,10 @@ impl Validator {
         {
             self.problem(
                 join(field, "file"),
-                format!("{} names a directory, not a file; give the file's full path", f.display()),
+                format!(
+                    "{} names a directory, not a file; give the file's full path",
+                    f.display()
+                ),
             );
         }
         let perms = match map.get("perms") {
@@ -736,8 +764,10 @@ impl Validator {
             }
         };
         let command = self.string(&join(field, "command"), map.get("command"), None);
-        let error_on_missing_key =
-            self.bool(&join(field, "error_on_missing_key"), map.get("error_on_missing_key"));
+        let error_on_missing_key = self.bool(
+            &join(field, "error_on_missing_key"),
+            map.get("error_on_missing_key"),
+        );
         let name = name?;
         let file = file.unwrap_or_else(|| Path::new(DEFAULT_SECRETS_DIR).join(&name));
         Some(SecretSpec {

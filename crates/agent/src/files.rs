@@ -122,7 +122,10 @@ mod tests {
             WriteOutcome::Written
         );
         assert_eq!(fs::read(&path).unwrap(), b"one");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let mtime = fs::metadata(&path).unwrap().modified().unwrap();
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(
@@ -130,7 +133,10 @@ mod tests {
             WriteOutcome::Unchanged
         );
         assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), mtime);
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         assert_eq!(
             write_if_changed(&path, b"two", 0o644).unwrap(),
             WriteOutcome::Written

@@ -102,9 +102,14 @@ impl Mounts {
                 }
             }
         };
-        let read = if kv2 { shim_kv2_path(path, &mount) } else { path.to_string() };
-        let kv2_data_path = (kv2 && !mount.is_empty() && read.starts_with(&format!("{mount}data/")))
-            .then(|| read.clone());
+        let read = if kv2 {
+            shim_kv2_path(path, &mount)
+        } else {
+            path.to_string()
+        };
+        let kv2_data_path =
+            (kv2 && !mount.is_empty() && read.starts_with(&format!("{mount}data/")))
+                .then(|| read.clone());
         Ok(Target {
             read_path: match query {
                 Some(q) => format!("{read}?{q}"),
@@ -145,13 +150,15 @@ fn clean(p: &str) -> String {
 
 /// Reads `target`. A 404 and a deleted KV v2 version are both "no secret exists", as in
 /// consul-template.
-pub async fn read(
-    client: &VaultClient,
-    token: &str,
-    target: &Target,
-) -> Result<Value, ReadError> {
+pub async fn read(client: &VaultClient, token: &str, target: &Target) -> Result<Value, ReadError> {
     let resp = client
-        .send(Method::GET, &target.read_path, Some(token), None, READ_TIMEOUT)
+        .send(
+            Method::GET,
+            &target.read_path,
+            Some(token),
+            None,
+            READ_TIMEOUT,
+        )
         .await?;
     let path = target.read_path.clone();
     match resp.status {
@@ -246,8 +253,14 @@ mod tests {
     #[test]
     fn shims_like_consul_template() {
         assert_eq!(shim_kv2_path("secret/foo", "secret/"), "secret/data/foo");
-        assert_eq!(shim_kv2_path("secret/data/foo", "secret/"), "secret/data/foo");
-        assert_eq!(shim_kv2_path("secret/metadata/foo", "secret/"), "secret/metadata/foo");
+        assert_eq!(
+            shim_kv2_path("secret/data/foo", "secret/"),
+            "secret/data/foo"
+        );
+        assert_eq!(
+            shim_kv2_path("secret/metadata/foo", "secret/"),
+            "secret/metadata/foo"
+        );
         assert_eq!(shim_kv2_path("secret", "secret/"), "secret/data");
         assert_eq!(shim_kv2_path("secret/", "secret/"), "secret/data");
         assert_eq!(shim_kv2_path("kv/team/a/b", "kv/team/"), "kv/team/data/a/b");
@@ -257,7 +270,10 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("1970-01-01T01:00:00.123456789+01:00"), Some(0));
+        assert_eq!(
+            parse_rfc3339("1970-01-01T01:00:00.123456789+01:00"),
+            Some(0)
+        );
         assert_eq!(parse_rfc3339("2000-02-29T12:34:56Z"), Some(951_827_696));
         assert_eq!(parse_rfc3339(""), None);
         assert_eq!(parse_rfc3339("2000-13-01T00:00:00Z"), None);

@@ -122,7 +122,8 @@ fn text_line(meta: &Metadata<'_>, f: &Fields) -> String {
                 let _ = write!(line, " {k}={n}");
             }
             FieldValue::Str(s)
-                if !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') =>
+                if !s.is_empty()
+                    && !s.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') =>
             {
                 let _ = write!(line, " {k}={s}");
             }

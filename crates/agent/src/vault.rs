@@ -122,10 +122,11 @@ impl VaultClient {
         let uri = format!("{}/v1/{}", self.base, encode_path(path));
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
-            let mut v = header::HeaderValue::from_str(t).map_err(|_| TransportError::Unreachable {
-                address: self.base.to_string(),
-                reason: "the vault token holds characters not allowed in an HTTP header".into(),
-            })?;
+            let mut v =
+                header::HeaderValue::from_str(t).map_err(|_| TransportError::Unreachable {
+                    address: self.base.to_string(),
+                    reason: "the vault token holds characters not allowed in an HTTP header".into(),
+                })?;
             v.set_sensitive(true);
             req = req.header("X-Vault-Token", v);
         }
@@ -162,7 +163,9 @@ impl VaultClient {
                 .collect()
                 .await
                 .map_err(|e| {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
                         TransportError::TooLarge {
                             path: path.split('?').next().unwrap_or(path).to_string(),
                         }
@@ -286,6 +289,9 @@ mod tests {
             encode_path("secret/data/x?version=2"),
             "secret/data/x?version=2"
         );
-        assert_eq!(encode_path("secret/data/é#?a b"), "secret/data/%C3%A9%23?a%20b");
+        assert_eq!(
+            encode_path("secret/data/é#?a b"),
+            "secret/data/%C3%A9%23?a%20b"
+        );
     }
 }

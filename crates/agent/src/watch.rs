@@ -107,7 +107,11 @@ fn classify(resp: ApiResponse) -> Answer {
         }
         404 | 405 => Answer::Unsupported(resp.describe()),
         403 => {
-            let denied: Vec<String> = resp.errors().iter().filter_map(|e| denied_path(e)).collect();
+            let denied: Vec<String> = resp
+                .errors()
+                .iter()
+                .filter_map(|e| denied_path(e))
+                .collect();
             if denied.is_empty() {
                 Answer::Forbidden(resp.describe())
             } else {
@@ -214,7 +218,11 @@ pub async fn run(
             continue;
         };
         let started = Instant::now();
-        let wait = if index.is_some() { WAIT } else { Duration::ZERO };
+        let wait = if index.is_some() {
+            WAIT
+        } else {
+            Duration::ZERO
+        };
         let answer = tokio::select! {
             a = ask(&client, &token, &wanted, index.as_deref(), wait) => a,
             // A new path set restarts the poll (the index stays valid for any paths).
@@ -339,7 +347,10 @@ mod tests {
             classify(resp(404, json!({"errors": []}))),
             Answer::Unsupported(_)
         ));
-        assert!(matches!(classify(resp(405, Value::Null)), Answer::Unsupported(_)));
+        assert!(matches!(
+            classify(resp(405, Value::Null)),
+            Answer::Unsupported(_)
+        ));
         match classify(resp(
             403,
             json!({"errors": ["permission denied", "paths[1] \"secret/data/other\": no read capability"]}),
@@ -352,7 +363,10 @@ mod tests {
             Answer::Forbidden(_)
         ));
         assert!(matches!(
-            classify(resp(429, json!({"errors": ["too many concurrent watches for this token (limit 8)"]}))),
+            classify(resp(
+                429,
+                json!({"errors": ["too many concurrent watches for this token (limit 8)"]})
+            )),
             Answer::Retry(..)
         ));
     }

@@ -6,7 +6,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Agent, DevServer, SEED_TEMPLATE, kubernetes_role, sa_token, wait_content, wait_until};
+use common::{
+    Agent, DevServer, SEED_TEMPLATE, kubernetes_role, sa_token, wait_content, wait_until,
+};
 use serde_json::{Value, json};
 
 /// Values that break naive quoting.
@@ -37,7 +39,13 @@ path "secret/data/app/*" { capabilities = ["read"] }"#,
             r.insert(k.clone(), v.clone());
         }
     }
-    kubernetes_role(&c, "lobstack-api", "lobstack-control-plane", "lobstack-api", role);
+    kubernetes_role(
+        &c,
+        "lobstack-api",
+        "lobstack-control-plane",
+        "lobstack-api",
+        role,
+    );
     c.write_kv(
         "lobstack/api-keys",
         json!({
@@ -104,7 +112,9 @@ fn kubernetes_login_renders_seed_template_env_file_and_reports_denied_path() {
         std::fs::read_to_string(out.join("api-keys")),
         agent.log()
     );
-    assert!(wait_until(Duration::from_secs(10), || out.join("app.env").exists()));
+    assert!(wait_until(Duration::from_secs(10), || out
+        .join("app.env")
+        .exists()));
 
     // The default env file, read back by a real bash: every byte comes back.
     let names: Vec<&str> = nasty().iter().map(|(k, _)| *k).collect();
@@ -122,7 +132,11 @@ fn kubernetes_login_renders_seed_template_env_file_and_reports_denied_path() {
         .env_clear()
         .output()
         .expect("running bash");
-    assert!(bash.status.success(), "{}", String::from_utf8_lossy(&bash.stderr));
+    assert!(
+        bash.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bash.stderr)
+    );
     let got: Vec<String> = String::from_utf8(bash.stdout)
         .unwrap()
         .split('\0')
@@ -134,7 +148,10 @@ fn kubernetes_login_renders_seed_template_env_file_and_reports_denied_path() {
 
     // The denied path: a clear error naming the secret and the path; nothing written.
     assert!(
-        agent.wait_log("permission denied reading \\\"secret/data/forbidden\\\"", Duration::from_secs(10)),
+        agent.wait_log(
+            "permission denied reading \\\"secret/data/forbidden\\\"",
+            Duration::from_secs(10)
+        ),
         "{}",
         agent.log()
     );
@@ -148,13 +165,26 @@ fn kubernetes_login_renders_seed_template_env_file_and_reports_denied_path() {
     assert!(!out.join(".ready").exists(), "not every secret is rendered");
     // Perms default to 0640.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(out.join("api-keys")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(out.join("api-keys"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o640);
 
     // No secret value, token or JWT ever reaches the log.
     let jwt = std::fs::read_to_string(dir.path().join("sa-token")).unwrap();
-    for secret in ["sk-ant-", "sk-proj", "sk_live", "never shown", "keys keep their case", &jwt[..40]] {
-        assert!(!log.contains(secret), "{secret:?} leaked into the log:\n{log}");
+    for secret in [
+        "sk-ant-",
+        "sk-proj",
+        "sk_live",
+        "never shown",
+        "keys keep their case",
+        &jwt[..40],
+    ] {
+        assert!(
+            !log.contains(secret),
+            "{secret:?} leaked into the log:\n{log}"
+        );
     }
     assert!(log.contains("logged in"), "{log}");
     assert!(server.kubernetes_logins() >= 1);
@@ -170,7 +200,11 @@ fn short_lived_tokens_are_renewed_and_replaced_by_fresh_logins() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let jwt_file = dir.path().join("sa-token");
-    std::fs::write(&jwt_file, sa_token("lobstack-control-plane", "lobstack-api")).unwrap();
+    std::fs::write(
+        &jwt_file,
+        sa_token("lobstack-control-plane", "lobstack-api"),
+    )
+    .unwrap();
     let mut config = k8s_config(
         &server,
         dir.path(),
@@ -192,11 +226,16 @@ fn short_lived_tokens_are_renewed_and_replaced_by_fresh_logins() {
         server.kubernetes_logins(),
         agent.log()
     );
-    let mut data = json!({"openai_api_key": "sk-proj-ünïcødé 😀", "stripe_secret_key": "  sk_live_spaces  "});
+    let mut data =
+        json!({"openai_api_key": "sk-proj-ünïcødé 😀", "stripe_secret_key": "  sk_live_spaces  "});
     data["anthropic_api_key"] = json!("rotated-1");
     c.write_kv("lobstack/api-keys", data.clone());
     assert!(
-        wait_content(&out.join("api-keys"), &seed_expected("rotated-1"), Duration::from_secs(10)),
+        wait_content(
+            &out.join("api-keys"),
+            &seed_expected("rotated-1"),
+            Duration::from_secs(10)
+        ),
         "{}",
         agent.log()
     );
@@ -205,7 +244,10 @@ fn short_lived_tokens_are_renewed_and_replaced_by_fresh_logins() {
     // refused (the files stay), a good one again works.
     std::fs::write(&jwt_file, sa_token("lobstack-control-plane", "intruder")).unwrap();
     assert!(
-        agent.wait_log("service account name not authorized", Duration::from_secs(15)),
+        agent.wait_log(
+            "service account name not authorized",
+            Duration::from_secs(15)
+        ),
         "{}",
         agent.log()
     );
@@ -213,11 +255,19 @@ fn short_lived_tokens_are_renewed_and_replaced_by_fresh_logins() {
         std::fs::read_to_string(out.join("api-keys")).unwrap(),
         seed_expected("rotated-1")
     );
-    std::fs::write(&jwt_file, sa_token("lobstack-control-plane", "lobstack-api")).unwrap();
+    std::fs::write(
+        &jwt_file,
+        sa_token("lobstack-control-plane", "lobstack-api"),
+    )
+    .unwrap();
     data["anthropic_api_key"] = json!("rotated-2");
     c.write_kv("lobstack/api-keys", data);
     assert!(
-        wait_content(&out.join("api-keys"), &seed_expected("rotated-2"), Duration::from_secs(20)),
+        wait_content(
+            &out.join("api-keys"),
+            &seed_expected("rotated-2"),
+            Duration::from_secs(20)
+        ),
         "{}",
         agent.log()
     );

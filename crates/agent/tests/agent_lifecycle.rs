@@ -75,9 +75,15 @@ fn bad_config_exits_64_listing_every_problem() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{stderr}");
         assert!(stderr.contains("invalid agent configuration"), "{stderr}");
-        assert!(stderr.contains(&format!("{} problems", expected_fields.len())), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{} problems", expected_fields.len())),
+            "{stderr}"
+        );
         for f in expected_fields {
-            assert!(stderr.contains(&format!("- {f}: ")), "{f} missing:\n{stderr}");
+            assert!(
+                stderr.contains(&format!("- {f}: ")),
+                "{f} missing:\n{stderr}"
+            );
         }
     }
     // No configuration at all, and a bad command line, are usage errors too.
@@ -137,7 +143,10 @@ fn init_renders_once_and_exits_zero_or_fails_at_its_deadline() {
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert!(log.contains("init_deadline"), "{log}");
-    assert!(log.contains("secret \\\"missing\\\": no secret exists at \\\"secret/data/not/there\\\""), "{log}");
+    assert!(
+        log.contains("secret \\\"missing\\\": no secret exists at \\\"secret/data/not/there\\\""),
+        "{log}"
+    );
 
     // Mode from the configuration (no subcommand); the server unreachable.
     cfg["server"]["address"] = json!(format!("http://127.0.0.1:{}", common::free_port()));
@@ -165,14 +174,29 @@ fn sigterm_and_sigint_stop_promptly_and_can_revoke_the_token() {
     cfg["ready_file"] = json!(out.join(".ready"));
 
     let mut agent = Agent::start(dir.path(), &cfg, &["sidecar"]);
-    assert!(wait_until(Duration::from_secs(10), || out.join(".ready").exists()), "{}", agent.log());
+    assert!(
+        wait_until(Duration::from_secs(10), || out.join(".ready").exists()),
+        "{}",
+        agent.log()
+    );
     let t = Instant::now();
     let status = agent.terminate();
-    assert!(status.success(), "sidecar exit on SIGTERM: {status}\n{}", agent.log());
-    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+    assert!(
+        status.success(),
+        "sidecar exit on SIGTERM: {status}\n{}",
+        agent.log()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
     let (s, _) = Client::new(&server.url, &token).get("auth/token/lookup-self");
     assert_eq!(s, 403, "the token should be revoked");
-    assert_eq!(std::fs::read_to_string(out.join("app")).unwrap(), "k=\"v\"\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("app")).unwrap(),
+        "k=\"v\"\n"
+    );
 
     // SIGINT, without revocation: the token stays usable.
     let token = c.token(json!({"policies": ["root"], "ttl": "1h"}));
@@ -180,7 +204,9 @@ fn sigterm_and_sigint_stop_promptly_and_can_revoke_the_token() {
     cfg["revoke_on_shutdown"] = json!(false);
     std::fs::remove_file(out.join(".ready")).unwrap();
     let mut agent = Agent::start(dir.path(), &cfg, &["sidecar"]);
-    assert!(wait_until(Duration::from_secs(10), || out.join(".ready").exists()));
+    assert!(wait_until(Duration::from_secs(10), || out
+        .join(".ready")
+        .exists()));
     let t = Instant::now();
     Command::new("kill")
         .args(["-INT", &agent.child.id().to_string()])
@@ -227,23 +253,46 @@ fn files_get_their_mode_change_atomically_only_when_content_changes_and_run_comm
     cfg["refresh_interval"] = json!("1s");
     cfg["command_timeout"] = json!("1s");
     let agent = Agent::start(dir.path(), &cfg, &[]);
-    assert!(wait_content(&out.join("small"), "v=\"one\"\n", Duration::from_secs(10)));
-    assert!(wait_until(Duration::from_secs(10), || out.join("big").exists()));
+    assert!(wait_content(
+        &out.join("small"),
+        "v=\"one\"\n",
+        Duration::from_secs(10)
+    ));
+    assert!(wait_until(Duration::from_secs(10), || out
+        .join("big")
+        .exists()));
     let mode = |f: &str| std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode("big"), 0o600);
     assert_eq!(mode("small"), 0o444);
     assert!(wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(&cmd_log).is_ok_and(|l| l == "small-changed\n")
     }));
-    assert!(agent.wait_log("the secret's command failed", Duration::from_secs(5)), "{}", agent.log());
-    assert!(agent.wait_log("did not finish in time and was killed", Duration::from_secs(5)), "{}", agent.log());
+    assert!(
+        agent.wait_log("the secret's command failed", Duration::from_secs(5)),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        agent.wait_log(
+            "did not finish in time and was killed",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        agent.log()
+    );
 
     // Several refreshes with the same content: nothing is rewritten, no command runs.
     let before = std::fs::metadata(out.join("small")).unwrap();
     std::thread::sleep(Duration::from_millis(3500));
     let after = std::fs::metadata(out.join("small")).unwrap();
-    assert_eq!((before.ino(), before.mtime_nsec(), before.mtime()), (after.ino(), after.mtime_nsec(), after.mtime()));
-    assert_eq!(std::fs::read_to_string(&cmd_log).unwrap(), "small-changed\n");
+    assert_eq!(
+        (before.ino(), before.mtime_nsec(), before.mtime()),
+        (after.ino(), after.mtime_nsec(), after.mtime())
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cmd_log).unwrap(),
+        "small-changed\n"
+    );
 
     // Rewrites are whole-file replacements: a reader never sees a mix or a torn file.
     let reader_path = out.join("big");
@@ -264,7 +313,10 @@ fn files_get_their_mode_change_atomically_only_when_content_changes_and_run_comm
         let letter = if round % 2 == 0 { "B" } else { "A" };
         c.write_kv("big", json!({"v": letter.repeat(200_000)}));
         let want = letter.repeat(200_000);
-        assert!(wait_content(&out.join("big"), &want, Duration::from_secs(10)), "round {round}");
+        assert!(
+            wait_content(&out.join("big"), &want, Duration::from_secs(10)),
+            "round {round}"
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen = reader.join().unwrap();
@@ -273,7 +325,11 @@ fn files_get_their_mode_change_atomically_only_when_content_changes_and_run_comm
 
     // A change runs the command again.
     c.write_kv("small", json!({"v": "two"}));
-    assert!(wait_content(&out.join("small"), "v=\"two\"\n", Duration::from_secs(10)));
+    assert!(wait_content(
+        &out.join("small"),
+        "v=\"two\"\n",
+        Duration::from_secs(10)
+    ));
     assert!(wait_until(Duration::from_secs(5), || {
         std::fs::read_to_string(&cmd_log).is_ok_and(|l| l == "small-changed\nsmall-changed\n")
     }));
@@ -293,7 +349,11 @@ fn files_survive_a_server_outage_and_update_after_it_returns() {
     c.write_kv("app", json!({"password": "before"}));
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, c.token(json!({"policies": ["root"], "ttl": "1h"}))).unwrap();
+    std::fs::write(
+        &token_file,
+        c.token(json!({"policies": ["root"], "ttl": "1h"})),
+    )
+    .unwrap();
     let out = dir.path().join("out");
     let mut cfg = token_file_config(
         &server.url,
@@ -305,8 +365,16 @@ fn files_survive_a_server_outage_and_update_after_it_returns() {
     );
     cfg["refresh_interval"] = json!("1s");
     let agent = Agent::start(dir.path(), &cfg, &[]);
-    assert!(wait_content(&out.join("app"), "password=\"before\"\n", Duration::from_secs(10)));
-    assert!(wait_content(&out.join("t"), "pw=before", Duration::from_secs(10)));
+    assert!(wait_content(
+        &out.join("app"),
+        "password=\"before\"\n",
+        Duration::from_secs(10)
+    ));
+    assert!(wait_content(
+        &out.join("t"),
+        "pw=before",
+        Duration::from_secs(10)
+    ));
     let before: Vec<_> = ["app", "t"]
         .iter()
         .map(|f| std::fs::metadata(out.join(f)).unwrap())
@@ -314,21 +382,42 @@ fn files_survive_a_server_outage_and_update_after_it_returns() {
 
     server.stop();
     std::thread::sleep(Duration::from_secs(4));
-    assert!(agent.log().contains("the server is unavailable"), "{}", agent.log());
-    for (f, b) in ["app", "t"].iter().zip(&before) {
-        let m = std::fs::metadata(out.join(f)).unwrap();
-        assert_eq!((m.ino(), m.mtime(), m.mtime_nsec()), (b.ino(), b.mtime(), b.mtime_nsec()), "{f} touched");
-    }
-    assert_eq!(std::fs::read_to_string(out.join("app")).unwrap(), "password=\"before\"\n");
-
-    server.restart();
-    server.client().write_kv("app", json!({"password": "after"}));
     assert!(
-        wait_content(&out.join("app"), "password=\"after\"\n", Duration::from_secs(20)),
+        agent.log().contains("the server is unavailable"),
         "{}",
         agent.log()
     );
-    assert!(wait_content(&out.join("t"), "pw=after", Duration::from_secs(20)));
+    for (f, b) in ["app", "t"].iter().zip(&before) {
+        let m = std::fs::metadata(out.join(f)).unwrap();
+        assert_eq!(
+            (m.ino(), m.mtime(), m.mtime_nsec()),
+            (b.ino(), b.mtime(), b.mtime_nsec()),
+            "{f} touched"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("app")).unwrap(),
+        "password=\"before\"\n"
+    );
+
+    server.restart();
+    server
+        .client()
+        .write_kv("app", json!({"password": "after"}));
+    assert!(
+        wait_content(
+            &out.join("app"),
+            "password=\"after\"\n",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        agent.log()
+    );
+    assert!(wait_content(
+        &out.join("t"),
+        "pw=after",
+        Duration::from_secs(20)
+    ));
 }
 
 #[test]
@@ -359,12 +448,23 @@ fn probe_turns_ready_after_the_first_complete_render() {
     };
     c.write_kv("a", json!({"k": "1"}));
     let agent = Agent::start(dir.path(), &cfg, &["sidecar"]);
-    assert!(wait_until(Duration::from_secs(10), || out.join("a").exists()));
+    assert!(wait_until(Duration::from_secs(10), || out
+        .join("a")
+        .exists()));
     std::thread::sleep(Duration::from_millis(300));
     let p = probe();
-    assert_eq!(p.status.code(), Some(1), "b is not rendered yet: {}", String::from_utf8_lossy(&p.stdout));
+    assert_eq!(
+        p.status.code(),
+        Some(1),
+        "b is not rendered yet: {}",
+        String::from_utf8_lossy(&p.stdout)
+    );
     c.write_kv("b", json!({"k": "2"}));
-    assert!(wait_until(Duration::from_secs(15), || probe().status.success()), "{}", agent.log());
+    assert!(
+        wait_until(Duration::from_secs(15), || probe().status.success()),
+        "{}",
+        agent.log()
+    );
     let by_path = Command::new(agent_binary())
         .args(["probe", "--ready-file"])
         .arg(&ready)
@@ -376,14 +476,19 @@ fn probe_turns_ready_after_the_first_complete_render() {
     // A restarted sidecar is not ready until it has rendered again.
     std::fs::write(&token, "not-a-valid-token").unwrap();
     let agent = Agent::start(dir.path(), &cfg, &["sidecar"]);
-    assert!(agent.wait_log("login failed", Duration::from_secs(10)), "{}", agent.log());
+    assert!(
+        agent.wait_log("login failed", Duration::from_secs(10)),
+        "{}",
+        agent.log()
+    );
     assert_eq!(probe().status.code(), Some(1));
 }
 
 #[test]
 fn https_with_the_configured_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     std::fs::write(&crt, cert.cert.pem()).unwrap();
     std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
@@ -415,9 +520,15 @@ fn https_with_the_configured_ca() {
         for (k, v) in ca.as_object().unwrap() {
             cfg["server"][k] = v.clone();
         }
-        let (status, log) = run_to_exit(Agent::start(dir.path(), &cfg, &["init"]), Duration::from_secs(20));
+        let (status, log) = run_to_exit(
+            Agent::start(dir.path(), &cfg, &["init"]),
+            Duration::from_secs(20),
+        );
         assert!(status.success(), "{log}");
-        assert_eq!(std::fs::read_to_string(out.join("tls")).unwrap(), "over=\"tls\"\n");
+        assert_eq!(
+            std::fs::read_to_string(out.join("tls")).unwrap(),
+            "over=\"tls\"\n"
+        );
     }
 
     // Without the CA the server is not trusted (no system CA signed it).
@@ -425,7 +536,10 @@ fn https_with_the_configured_ca() {
     let mut cfg = token_file_config(&server.url, &token, secrets);
     cfg["server"]["ca_pem"] = json!(other.cert.pem());
     cfg["init_deadline"] = json!("2s");
-    let (status, log) = run_to_exit(Agent::start(dir.path(), &cfg, &["init"]), Duration::from_secs(20));
+    let (status, log) = run_to_exit(
+        Agent::start(dir.path(), &cfg, &["init"]),
+        Duration::from_secs(20),
+    );
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(log.to_lowercase().contains("certificate"), "{log}");
 }

@@ -47,7 +47,14 @@ pub fn operator_binary() -> PathBuf {
                 }
             }
             let status = cmd
-                .args(["build", "--quiet", "-p", "secretvault-operator", "--bin", "secretvault-operator"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "secretvault-operator",
+                    "--bin",
+                    "secretvault-operator",
+                ])
                 .arg("--target-dir")
                 .arg(target_dir)
                 .current_dir(&workspace)
@@ -120,10 +127,12 @@ impl DevServer {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("the dev server did not print its address within 60 s")
-        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("the dev server did not print its address within 60 s")
+            });
         self.url = url;
         self.child = Some(child);
     }
@@ -155,9 +164,7 @@ impl DevServer {
         self.audit_log()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| {
-                v["type"] == "request" && v["request"]["path"] == "auth/kubernetes/login"
-            })
+            .filter(|v| v["type"] == "request" && v["request"]["path"] == "auth/kubernetes/login")
             .count()
     }
 }
@@ -179,7 +186,10 @@ pub fn terminate(child: &mut Child, within: Duration) -> ExitStatus {
         .status();
     wait_exit(child, within).unwrap_or_else(|| {
         let _ = child.kill();
-        panic!("process {} did not exit within {within:?} of SIGTERM", child.id())
+        panic!(
+            "process {} did not exit within {within:?} of SIGTERM",
+            child.id()
+        )
     })
 }
 
