@@ -302,7 +302,7 @@ impl Agent {
                 self.last_auth_error = None;
             }
             Err(e) => {
-                let delay = self.auth_backoff.next();
+                let delay = self.auth_backoff.next_delay();
                 error!(error = %e, retry_in = %dur(delay), "login failed; the files keep their last content");
                 self.last_auth_error = Some(e.to_string());
                 self.login_at = Some(Instant::now() + delay);
@@ -362,7 +362,7 @@ impl Agent {
                 Ok((content, deps)) => self.store(i, spec, content, deps),
                 Err(Failure::ServerWide(msg)) => {
                     server_failed = true;
-                    let delay = self.server_backoff.next();
+                    let delay = self.server_backoff.next_delay();
                     warn!(error = %msg, retry_in = %dur(delay), "the server is unavailable; the files keep their last content");
                     let at = Instant::now() + delay;
                     for &j in &due[n..] {
@@ -379,7 +379,7 @@ impl Agent {
                 }
                 Err(Failure::Secret(msg)) => {
                     let s = &mut self.secrets[i];
-                    let delay = s.backoff.next();
+                    let delay = s.backoff.next_delay();
                     s.retry_at = Instant::now() + delay;
                     warn!(
                         secret = %spec.name,
@@ -435,7 +435,7 @@ impl Agent {
                 s.deps = deps;
             }
             Err(e) => {
-                let delay = s.backoff.next();
+                let delay = s.backoff.next_delay();
                 s.retry_at = Instant::now() + delay;
                 let msg = format!(
                     "cannot write {}: {e}; make sure its directory exists or can be created and is writable by the agent",
@@ -548,14 +548,12 @@ impl Agent {
         let result = kv::read(&self.client, token, &target).await;
         match &result {
             Err(e) if e.is_server_wide() => return Err(Failure::ServerWide(e.to_string())),
-            Err(ReadError::Denied { .. }) => {
-                // A 403 also means "bad token": tell the two apart once per pass.
-                if !pass.token_confirmed {
-                    match auth::is_valid(&self.client, token).await {
-                        Ok(true) => pass.token_confirmed = true,
-                        Ok(false) => return Err(Failure::TokenInvalid),
-                        Err(e) => return Err(Failure::ServerWide(e.to_string())),
-                    }
+            // A 403 also means "bad token": tell the two apart once per pass.
+            Err(ReadError::Denied { .. }) if !pass.token_confirmed => {
+                match auth::is_valid(&self.client, token).await {
+                    Ok(true) => pass.token_confirmed = true,
+                    Ok(false) => return Err(Failure::TokenInvalid),
+                    Err(e) => return Err(Failure::ServerWide(e.to_string())),
                 }
             }
             _ => {}

@@ -19,7 +19,7 @@ impl Backoff {
     }
 
     /// The delay before the next attempt; each call doubles the base.
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let base = BACKOFF_MIN
             .saturating_mul(1u32 << self.attempts.min(16))
             .min(BACKOFF_MAX);
@@ -77,7 +77,7 @@ mod tests {
     #[test]
     fn doubles_from_one_second_to_five_minutes() {
         let mut b = Backoff::new();
-        let delays: Vec<Duration> = (0..12).map(|_| b.next()).collect();
+        let delays: Vec<Duration> = (0..12).map(|_| b.next_delay()).collect();
         assert!(
             delays[0] >= Duration::from_millis(800) && delays[0] <= Duration::from_millis(1200)
         );
@@ -87,7 +87,7 @@ mod tests {
         assert!(delays.iter().all(|d| *d <= BACKOFF_MAX));
         assert!(delays[11] >= Duration::from_secs(240));
         b.reset();
-        assert!(b.next() <= Duration::from_millis(1200));
+        assert!(b.next_delay() <= Duration::from_millis(1200));
     }
 
     #[test]

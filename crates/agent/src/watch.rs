@@ -262,7 +262,7 @@ pub async fn run(
                     // A server shutting down answers at once; don't spin on it.
                     None if quick && !first => {
                         quick_empty_answers += 1;
-                        (quick_empty_answers > 1).then(|| backoff.next())
+                        (quick_empty_answers > 1).then(|| backoff.next_delay())
                     }
                     None => {
                         quick_empty_answers = 0;
@@ -290,17 +290,17 @@ pub async fn run(
                 Ok(false) => {
                     tokio::select! {
                         r = tokens.changed() => if r.is_err() { return },
-                        _ = tokio::time::sleep(backoff.next()) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
                     None
                 }
                 Err(e) => {
                     warn!(error = %e, "change notifications interrupted; retrying");
-                    Some(backoff.next())
+                    Some(backoff.next_delay())
                 }
             },
             Answer::Retry(detail, retry_after) => {
-                let d = backoff.next().max(retry_after.unwrap_or_default());
+                let d = backoff.next_delay().max(retry_after.unwrap_or_default());
                 debug!(error = %detail, retry_in = %crate::duration::display(d), "change notifications interrupted");
                 Some(d)
             }
