@@ -133,6 +133,8 @@ fn init_renders_once_and_exits_zero_or_fails_at_its_deadline() {
         json!([
             {"name": "seed", "template": SEED_TEMPLATE, "file": out.join("seed2")},
             {"name": "missing", "path": "secret/data/not/there", "file": out.join("missing")},
+            {"name": "lenient", "template": "{{ with secret \"secret/data/lobstack/api-keys\" }}[{{ .Data.data.nope }}]{{ end }}", "file": out.join("lenient")},
+            {"name": "strict", "template": "{{ with secret \"secret/data/lobstack/api-keys\" }}[{{ .Data.data.nope }}]{{ end }}", "file": out.join("strict"), "error_on_missing_key": true},
         ]),
     );
     cfg["init_deadline"] = json!("2s");
@@ -147,6 +149,17 @@ fn init_renders_once_and_exits_zero_or_fails_at_its_deadline() {
         log.contains("secret \\\"missing\\\": no secret exists at \\\"secret/data/not/there\\\""),
         "{log}"
     );
+    // A missing key renders "<no value>", unless error_on_missing_key.
+    assert_eq!(
+        std::fs::read_to_string(out.join("lenient")).unwrap(),
+        "[<no value>]"
+    );
+    assert!(!out.join("strict").exists());
+    assert!(
+        log.contains("secret \\\"strict\\\": template: strict:1:"),
+        "{log}"
+    );
+    assert!(log.contains("map has no entry for key"), "{log}");
 
     // Mode from the configuration (no subcommand); the server unreachable.
     cfg["server"]["address"] = json!(format!("http://127.0.0.1:{}", common::free_port()));
