@@ -5,7 +5,6 @@
 
 // The agent's tokio has its own minimal feature set (see the root Cargo.toml); this
 // gives it back its usual name, `tokio::select!` included.
-extern crate agent_hyper as hyper;
 extern crate agent_hyper_util as hyper_util;
 extern crate agent_tokio as tokio;
 
