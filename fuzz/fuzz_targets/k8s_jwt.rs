@@ -5,7 +5,7 @@
 //! 0. the rest is a JWT: verification never panics, and what it accepts names a service
 //!    account (the seeds hold tokens signed with the keys in `keys/`);
 //! 1. the rest is a header and claims (JSON, split at the first 0xff byte), signed with the
-//!    test key the header's `alg` calls for: whatever verifies passes the claim checks
+//!    EC test key when the header says ES256: whatever verifies passes the claim checks
 //!    and names the service account the claims name; damaged copies (edits after a second
 //!    0xff byte) are refused or verify to the same account;
 //! 2. the rest is a JWKS document: parsing never panics, and verification with it as the
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use libfuzzer_sys::fuzz_target;
 use secretvault_engine::auth::kubernetes::verify::{
     ClaimChecks, KeySet, LocalKeysVerifier, ServiceAccount, TokenVerifier, check_claims,
@@ -41,7 +41,6 @@ const CHECKS: ClaimChecks<'static> = ClaimChecks {
 
 struct Keys {
     ec: EncodingKey,
-    rsa: EncodingKey,
     verifier: LocalKeysVerifier,
     pem_config: KubernetesConfig,
     /// Valid tokens for a JWKS to verify: ES256 with kid `ec`, RS256 with kid `rsa`.
@@ -79,7 +78,6 @@ fn keys() -> &'static Keys {
             )),
             pem_config: config(vec![EC_PUBLIC.to_string(), RSA_PUBLIC.to_string()], ""),
             ec,
-            rsa,
             tokens,
         }
     })
@@ -140,12 +138,11 @@ fn signed(bytes: &[u8]) {
         .and_then(Value::as_str)
         .and_then(|a| a.parse::<Algorithm>().ok())
     {
-        Some(alg) => match alg.family() {
-            AlgorithmFamily::Ec if alg == Algorithm::ES256 => Some((alg, &keys().ec)),
-            AlgorithmFamily::Rsa => Some((alg, &keys().rsa)),
-            _ => None,
-        },
-        None => None,
+        // RSA signing costs ~100 ms per input under the fuzzer's instrumentation, so only
+        // ES256 tokens are signed here; RSA verification is reached through the seeds
+        // (mode 0) and the JWKS mode.
+        Some(Algorithm::ES256) => Some((Algorithm::ES256, &keys().ec)),
+        _ => None,
     };
     let signing_input = format!(
         "{}.{}",

@@ -48,9 +48,11 @@ fuzz_target!(|data: &[u8]| {
         };
         let path = percent_decode(path);
         match path.split_once('/') {
-            Some((_, secret)) => {
+            // Folders (`metadata/` for LIST) hold nothing of their own to clean up.
+            Some((_, secret)) if !secret.is_empty() && !secret.ends_with('/') => {
                 secrets.insert(secret.to_string());
             }
+            Some(_) => {}
             None => touched_config |= path == "config",
         }
         let reply = h.request(operation, &format!("secret/{path}"), body);

@@ -178,10 +178,11 @@ proptest! {
         for candidate in [&text, &noise] {
             if let Ok(policy) = Policy::parse("prop", candidate) {
                 // Whatever parses prints back to text that parses the same.
-                let json = policy_print::to_json(policy.rules());
-                prop_assert_eq!(Policy::parse("prop", &json).unwrap().rules(), policy.rules());
+                let json = Policy::parse("prop", &policy_print::to_json(policy.rules())).unwrap();
+                prop_assert_eq!(json.rules(), policy.rules());
                 if let Some(hcl) = policy_print::to_hcl(policy.rules()) {
-                    prop_assert_eq!(Policy::parse("prop", &hcl).unwrap().rules(), policy.rules());
+                    let hcl = Policy::parse("prop", &hcl).unwrap();
+                    prop_assert_eq!(hcl.rules(), policy.rules());
                 }
             }
         }
@@ -297,7 +298,8 @@ proptest! {
     fn token_verify_never_panics(text in "\\PC{0,300}", body in "[A-Za-z0-9_.-]{0,200}") {
         let signer = Signer::new(&[9; 32]);
         prop_assert!(signer.verify(&text).is_none());
-        prop_assert!(signer.verify(&format!("svs.{body}")).is_none());
+        let prefixed = format!("svs.{body}");
+        prop_assert!(signer.verify(&prefixed).is_none());
     }
 
     #[test]

@@ -155,6 +155,21 @@ enum Target<'a> {
     Subkeys(&'a str),
 }
 
+impl<'a> Target<'a> {
+    /// The secret path (or folder) the request names; `None` for the mount's config.
+    fn secret(&self) -> Option<&'a str> {
+        match *self {
+            Target::Config => None,
+            Target::Data(p)
+            | Target::Metadata(p)
+            | Target::Delete(p)
+            | Target::Undelete(p)
+            | Target::Destroy(p)
+            | Target::Subkeys(p) => Some(p),
+        }
+    }
+}
+
 impl Kv {
     /// `prefix` is where this mount's data lives in storage, e.g. `kv/secret/`.
     pub fn new(barrier: Arc<Barrier>, prefix: impl Into<String>) -> Self {
@@ -199,6 +214,10 @@ impl Kv {
     /// Vault's existence check, which turns a write into `create` or `update` for ACLs.
     pub async fn exists(&self, path: &str) -> ApiResult<bool> {
         match Self::route(path) {
+            // A path too long to store names nothing; `handle` says why.
+            Some(Target::Data(p) | Target::Metadata(p)) if self.path_too_long(p).is_some() => {
+                Ok(false)
+            }
             Some(Target::Data(p) | Target::Metadata(p)) if !p.is_empty() && !p.ends_with('/') => {
                 Ok(self.load_meta(p).await?.is_some())
             }
@@ -211,6 +230,9 @@ impl Kv {
         let Some(target) = Self::route(path) else {
             return Ok(Self::invalid_path_response());
         };
+        if let Some(err) = target.secret().and_then(|p| self.path_too_long(p)) {
+            return Err(err);
+        }
         let fields = Fields(&req.data);
         let write = matches!(op, Operation::Create | Operation::Update);
         match (target, op) {
@@ -248,6 +270,19 @@ impl Kv {
             (Target::Subkeys(p), Operation::Read) => self.subkeys(p, &fields).await,
             _ => Err(ApiError::unsupported_operation()),
         }
+    }
+
+    /// The 400 for a secret path whose storage keys would exceed what backends store
+    /// ([`MAX_KEY_LEN`](crate::storage::MAX_KEY_LEN) bytes); the metadata key is the
+    /// longest of a secret's keys.
+    fn path_too_long(&self, path: &str) -> Option<ApiError> {
+        let max = crate::storage::MAX_KEY_LEN - self.meta_key("").len();
+        (path.len() > max).then(|| {
+            ApiError::bad_request(format!(
+                "invalid secret path: it is {} bytes long; the longest this mount stores is {max} bytes",
+                path.len()
+            ))
+        })
     }
 
     fn meta_key(&self, path: &str) -> String {
@@ -328,7 +363,7 @@ impl Kv {
         if let Some(b) = fields.bool("cas_required")? {
             config.cas_required = b;
         }
-        if let Some(d) = fields.duration("delete_version_after")? {
+        if let Some(d) = delete_version_after(fields)? {
             config.delete_version_after = d.as_secs();
         }
         let bytes = serde_json::to_vec(&config).map_err(ApiError::internal)?;
@@ -446,9 +481,13 @@ impl Kv {
             } else {
                 config.delete_version_after
             };
-            let deletion_time = (delete_after > 0).then(|| {
-                now + chrono::Duration::seconds(delete_after.min(i64::MAX as u64 / 2) as i64)
-            });
+            // Checked: metadata stored before the bound on `delete_version_after` may hold
+            // more than any date can be away; such versions are simply never deleted.
+            let deletion_time = i64::try_from(delete_after)
+                .ok()
+                .filter(|secs| *secs > 0)
+                .and_then(chrono::Duration::try_seconds)
+                .and_then(|after| now.checked_add_signed(after));
             meta.versions.insert(
                 version,
                 VersionMeta {
@@ -631,7 +670,7 @@ impl Kv {
     ) -> ApiResult<Response> {
         let max_versions = fields.uint("max_versions", u32::MAX as u64)?;
         let cas_required = fields.bool("cas_required")?;
-        let delete_version_after = fields.duration("delete_version_after")?;
+        let delete_version_after = delete_version_after(fields)?;
         let custom = match fields.0.get("custom_metadata") {
             None => None,
             Some(Value::Null) if !patch => Some(None),
@@ -769,6 +808,20 @@ fn require_merge_patch(req: &Request) -> ApiResult<()> {
                 "PATCH requires Content-Type of application/merge-patch+json, provided {provided}"
             ),
         ))
+    }
+}
+
+/// The longest duration Vault accepts: Go's `time.Duration` is an `i64` of nanoseconds.
+const MAX_GO_DURATION: Duration = Duration::new(i64::MAX as u64 / 1_000_000_000, 854_775_807);
+
+/// `delete_version_after`, refused (as Vault refuses it) beyond [`MAX_GO_DURATION`].
+fn delete_version_after(fields: &Fields<'_>) -> ApiResult<Option<Duration>> {
+    match fields.duration("delete_version_after")? {
+        Some(d) if d > MAX_GO_DURATION => Err(ApiError::bad_request(format!(
+            "error converting input for field \"delete_version_after\": {}s is longer than the longest duration allowed, 2562047h47m16.854775807s",
+            d.as_secs()
+        ))),
+        d => Ok(d),
     }
 }
 

@@ -38,10 +38,7 @@ fn duration_text(d: std::time::Duration) -> String {
 fn settings(rule: &PathRule) -> Map<String, Value> {
     let p = &rule.parameters;
     let mut out = Map::new();
-    out.insert(
-        "capabilities".into(),
-        Value::from(capability_names(rule)),
-    );
+    out.insert("capabilities".into(), Value::from(capability_names(rule)));
     if !p.allowed.is_empty() {
         let map = p
             .allowed
@@ -59,7 +56,10 @@ fn settings(rule: &PathRule) -> Map<String, Value> {
         out.insert("denied_parameters".into(), Value::Object(map));
     }
     if !p.required.is_empty() {
-        out.insert("required_parameters".into(), Value::from(p.required.clone()));
+        out.insert(
+            "required_parameters".into(),
+            Value::from(p.required.clone()),
+        );
     }
     if let Some(d) = p.min_wrapping_ttl {
         out.insert("min_wrapping_ttl".into(), Value::from(duration_text(d)));
