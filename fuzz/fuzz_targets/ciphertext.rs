@@ -46,9 +46,8 @@ fn ciphertext_string(text: &str) {
     let h = harness();
     for (name, _, derived) in TRANSIT_KEYS {
         let context: &[u8] = if derived { CONTEXT } else { b"" };
-        let result = h
-            .rt
-            .block_on(h.vault.transit().decrypt(name, text, context));
+        let result =
+            h.rt.block_on(h.vault.transit().decrypt(name, text, context));
         assert!(result.is_err(), "decrypted a forged ciphertext with {name}");
     }
 }
@@ -79,14 +78,12 @@ fn damaged_ciphertext(rest: &[u8]) {
     let context: &[u8] = if derived { CONTEXT } else { b"" };
     let h = harness();
     let transit = h.vault.transit();
-    let ciphertext = h
-        .rt
-        .block_on(transit.encrypt(name, plaintext, context))
-        .expect("encrypt");
-    let opened = h
-        .rt
-        .block_on(transit.decrypt(name, &ciphertext, context))
-        .expect("decrypt what was just encrypted");
+    let ciphertext =
+        h.rt.block_on(transit.encrypt(name, plaintext, context))
+            .expect("encrypt");
+    let opened =
+        h.rt.block_on(transit.decrypt(name, &ciphertext, context))
+            .expect("decrypt what was just encrypted");
     assert_eq!(opened.as_slice(), plaintext);
     let damaged = secretvault_fuzz::mutate(&ciphertext, edits);
     let Ok(damaged) = String::from_utf8(damaged) else {

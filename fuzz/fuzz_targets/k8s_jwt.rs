@@ -73,9 +73,10 @@ fn keys() -> &'static Keys {
         ];
         Keys {
             // No jwks_url is configured, so the fetcher is never called.
-            verifier: LocalKeysVerifier::new(std::sync::Arc::new(
-                HttpJwksFetcher::with_pod_dir("/nonexistent".into(), Duration::from_secs(1)),
-            )),
+            verifier: LocalKeysVerifier::new(std::sync::Arc::new(HttpJwksFetcher::with_pod_dir(
+                "/nonexistent".into(),
+                Duration::from_secs(1),
+            ))),
             pem_config: config(vec![EC_PUBLIC.to_string(), RSA_PUBLIC.to_string()], ""),
             ec,
             tokens,

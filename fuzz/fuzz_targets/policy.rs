@@ -42,8 +42,8 @@ fuzz_target!(|data: &[u8]| {
         ..Default::default()
     };
     let acl = Acl::new(&[Arc::new(policy.clone())], &identity);
-    let body: Map<String, Value> = serde_json::from_str(r#"{"a":"b","n":1,"l":["x"]}"#)
-        .expect("fixed body");
+    let body: Map<String, Value> =
+        serde_json::from_str(r#"{"a":"b","n":1,"l":["x"]}"#).expect("fixed body");
     for rule in rules {
         let path = rule.path.replace('+', "x").replace('*', "x/y");
         for op in [

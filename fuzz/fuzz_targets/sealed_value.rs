@@ -56,7 +56,10 @@ fn current_key() -> SealingPublicKey {
 fn sealed_text(text: &str) {
     if let Ok(value) = SealedValue::parse(text) {
         let printed = value.to_string();
-        assert_eq!(printed, text.trim_matches(|c: char| c.is_ascii_whitespace()));
+        assert_eq!(
+            printed,
+            text.trim_matches(|c: char| c.is_ascii_whitespace())
+        );
         assert_eq!(SealedValue::parse(&printed).ok(), Some(value));
     }
     let h = harness();
@@ -74,10 +77,9 @@ fn damaged(rest: &[u8]) {
     let i = usize::from(*selector);
     let sealed = seal(&current_key(), &binding(i), plaintext).expect("seal");
     let h = harness();
-    let opened = h
-        .rt
-        .block_on(h.vault.unseal(&binding(i), &sealed))
-        .expect("unseal what was just sealed");
+    let opened =
+        h.rt.block_on(h.vault.unseal(&binding(i), &sealed))
+            .expect("unseal what was just sealed");
     assert_eq!(opened.as_slice(), plaintext);
     let other = binding(i + 1);
     assert!(
@@ -88,7 +90,11 @@ fn damaged(rest: &[u8]) {
         return;
     };
     if let Ok(opened) = h.rt.block_on(h.vault.unseal(&binding(i), &damaged)) {
-        assert_eq!(opened.as_slice(), plaintext, "{damaged:?} unsealed to something else");
+        assert_eq!(
+            opened.as_slice(),
+            plaintext,
+            "{damaged:?} unsealed to something else"
+        );
     }
     assert!(h.rt.block_on(h.vault.unseal(&other, &damaged)).is_err());
 }
@@ -105,9 +111,8 @@ fn any_binding(text: &str) {
         return;
     };
     let h = harness();
-    let opened = h
-        .rt
-        .block_on(h.vault.unseal(&binding, &sealed))
-        .expect("unseal what was just sealed");
+    let opened =
+        h.rt.block_on(h.vault.unseal(&binding, &sealed))
+            .expect("unseal what was just sealed");
     assert_eq!(opened.as_slice(), b"value");
 }

@@ -53,7 +53,10 @@ fn token_string(text: &str) {
         return;
     }
     let h = harness();
-    assert!(h.tokens.verify(text).is_none(), "the vault accepted {text:?}");
+    assert!(
+        h.tokens.verify(text).is_none(),
+        "the vault accepted {text:?}"
+    );
     let reply = h.request_as(
         text,
         Some(Operation::Read),
