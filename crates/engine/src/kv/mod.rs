@@ -363,7 +363,7 @@ impl Kv {
         if let Some(b) = fields.bool("cas_required")? {
             config.cas_required = b;
         }
-        if let Some(d) = delete_version_after(fields)? {
+        if let Some(d) = fields.duration("delete_version_after")? {
             config.delete_version_after = d.as_secs();
         }
         let bytes = serde_json::to_vec(&config).map_err(ApiError::internal)?;
@@ -481,8 +481,8 @@ impl Kv {
             } else {
                 config.delete_version_after
             };
-            // Checked: metadata stored before the bound on `delete_version_after` may hold
-            // more than any date can be away; such versions are simply never deleted.
+            // Checked: metadata stored before durations were bounded may hold more than any
+            // date can be away; such versions are simply never deleted.
             let deletion_time = i64::try_from(delete_after)
                 .ok()
                 .filter(|secs| *secs > 0)
@@ -670,7 +670,7 @@ impl Kv {
     ) -> ApiResult<Response> {
         let max_versions = fields.uint("max_versions", u32::MAX as u64)?;
         let cas_required = fields.bool("cas_required")?;
-        let delete_version_after = delete_version_after(fields)?;
+        let delete_version_after = fields.duration("delete_version_after")?;
         let custom = match fields.0.get("custom_metadata") {
             None => None,
             Some(Value::Null) if !patch => Some(None),
@@ -808,20 +808,6 @@ fn require_merge_patch(req: &Request) -> ApiResult<()> {
                 "PATCH requires Content-Type of application/merge-patch+json, provided {provided}"
             ),
         ))
-    }
-}
-
-/// The longest duration Vault accepts: Go's `time.Duration` is an `i64` of nanoseconds.
-const MAX_GO_DURATION: Duration = Duration::new(i64::MAX as u64 / 1_000_000_000, 854_775_807);
-
-/// `delete_version_after`, refused (as Vault refuses it) beyond [`MAX_GO_DURATION`].
-fn delete_version_after(fields: &Fields<'_>) -> ApiResult<Option<Duration>> {
-    match fields.duration("delete_version_after")? {
-        Some(d) if d > MAX_GO_DURATION => Err(ApiError::bad_request(format!(
-            "error converting input for field \"delete_version_after\": {}s is longer than the longest duration allowed, 2562047h47m16.854775807s",
-            d.as_secs()
-        ))),
-        d => Ok(d),
     }
 }
 
