@@ -31,3 +31,12 @@ pub mod vault;
 pub mod watch;
 
 pub use logical::Operation;
+
+/// Parsers that are otherwise private, for the fuzz targets (`fuzz/`) and the property
+/// tests (`tests/parsers_prop.rs`). Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::transit::ciphertext::{
+        PREFIX as CIPHERTEXT_PREFIX, format as format_ciphertext, parse as parse_ciphertext,
+    };
+}

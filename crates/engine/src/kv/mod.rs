@@ -161,6 +161,21 @@ enum Target<'a> {
     Subkeys(&'a str),
 }
 
+impl<'a> Target<'a> {
+    /// The secret path (or folder) the request names; `None` for the mount's config.
+    fn secret(&self) -> Option<&'a str> {
+        match *self {
+            Target::Config => None,
+            Target::Data(p)
+            | Target::Metadata(p)
+            | Target::Delete(p)
+            | Target::Undelete(p)
+            | Target::Destroy(p)
+            | Target::Subkeys(p) => Some(p),
+        }
+    }
+}
+
 impl Kv {
     /// `prefix` is where this mount's data lives in storage, e.g. `kv/secret/`.
     pub fn new(barrier: Arc<Barrier>, prefix: impl Into<String>) -> Self {
@@ -212,6 +227,10 @@ impl Kv {
     /// Vault's existence check, which turns a write into `create` or `update` for ACLs.
     pub async fn exists(&self, path: &str) -> ApiResult<bool> {
         match Self::route(path) {
+            // A path too long to store names nothing; `handle` says why.
+            Some(Target::Data(p) | Target::Metadata(p)) if self.path_too_long(p).is_some() => {
+                Ok(false)
+            }
             Some(Target::Data(p) | Target::Metadata(p)) if !p.is_empty() && !p.ends_with('/') => {
                 Ok(self.load_meta(p).await?.is_some())
             }
@@ -224,6 +243,9 @@ impl Kv {
         let Some(target) = Self::route(path) else {
             return Ok(Self::invalid_path_response());
         };
+        if let Some(err) = target.secret().and_then(|p| self.path_too_long(p)) {
+            return Err(err);
+        }
         let fields = Fields(&req.data);
         let write = matches!(op, Operation::Create | Operation::Update);
         match (target, op) {
@@ -261,6 +283,19 @@ impl Kv {
             (Target::Subkeys(p), Operation::Read) => self.subkeys(p, &fields).await,
             _ => Err(ApiError::unsupported_operation()),
         }
+    }
+
+    /// The 400 for a secret path whose storage keys would exceed what backends store
+    /// ([`MAX_KEY_LEN`](crate::storage::MAX_KEY_LEN) bytes); the metadata key is the
+    /// longest of a secret's keys.
+    fn path_too_long(&self, path: &str) -> Option<ApiError> {
+        let max = crate::storage::MAX_KEY_LEN - self.meta_key("").len();
+        (path.len() > max).then(|| {
+            ApiError::bad_request(format!(
+                "invalid secret path: it is {} bytes long; the longest this mount stores is {max} bytes",
+                path.len()
+            ))
+        })
     }
 
     fn meta_key(&self, path: &str) -> String {
@@ -459,9 +494,13 @@ impl Kv {
             } else {
                 config.delete_version_after
             };
-            let deletion_time = (delete_after > 0).then(|| {
-                now + chrono::Duration::seconds(delete_after.min(i64::MAX as u64 / 2) as i64)
-            });
+            // Checked: metadata stored before durations were bounded may hold more than any
+            // date can be away; such versions are simply never deleted.
+            let deletion_time = i64::try_from(delete_after)
+                .ok()
+                .filter(|secs| *secs > 0)
+                .and_then(chrono::Duration::try_seconds)
+                .and_then(|after| now.checked_add_signed(after));
             meta.versions.insert(
                 version,
                 VersionMeta {

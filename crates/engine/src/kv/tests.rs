@@ -395,6 +395,47 @@ async fn metadata_and_custom_metadata() {
     assert!(err.errors[0].contains("at most 64 keys"));
 }
 
+/// Vault's durations are Go's `time.Duration`: at most 2562047h47m16.854775807s. Longer
+/// ones were accepted here and made the next write panic computing its deletion time.
+#[tokio::test]
+async fn delete_version_after_is_bounded_like_vault() {
+    let kv = kv().await;
+    for path in ["metadata/huge", "config"] {
+        for too_long in [
+            json!(99_999_999_999_999_u64),
+            json!(u64::MAX),
+            json!("2562048h"),
+        ] {
+            let err = call(
+                &kv,
+                Operation::Update,
+                path,
+                json!({"delete_version_after": too_long}),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.status, 400, "{path} {too_long}: {err}");
+            assert!(
+                err.errors[0]
+                    .starts_with("error converting input for field \"delete_version_after\""),
+                "{err}"
+            );
+        }
+        call(
+            &kv,
+            Operation::Update,
+            path,
+            json!({"delete_version_after": 9_223_372_036_u64}),
+        )
+        .await
+        .unwrap();
+    }
+    let written = put(&kv, "huge", json!({"k": "v"})).await.data.unwrap();
+    let deletion: DateTime<Utc> = written["deletion_time"].as_str().unwrap().parse().unwrap();
+    assert!(deletion > Utc::now() + chrono::Duration::days(365 * 290));
+    assert!(get(&kv, "huge").await.is_ok());
+}
+
 #[tokio::test]
 async fn list_folders() {
     let kv = kv().await;
@@ -503,6 +544,52 @@ async fn unknown_paths_and_operations() {
             .status,
         400
     );
+}
+
+/// Found by the `kv_request` fuzz target: a path longer than a storage key may be reached
+/// the backend and came back as a 500.
+#[tokio::test]
+async fn paths_too_long_to_store_are_400s() {
+    let kv = kv().await;
+    let longest = crate::storage::MAX_KEY_LEN - "kv/secret/meta/".len();
+    let fits = "p".repeat(longest);
+    put(&kv, &fits, json!({"a": "b"})).await;
+    assert!(kv.exists(&format!("data/{fits}")).await.unwrap());
+
+    let long = "p".repeat(longest + 1);
+    assert!(!kv.exists(&format!("data/{long}")).await.unwrap());
+    assert!(!kv.exists(&format!("metadata/{long}")).await.unwrap());
+    let data = json!({"data": {"a": "b"}, "versions": [1], "max_versions": 2});
+    for (op, head) in [
+        (Operation::Create, "data"),
+        (Operation::Read, "data"),
+        (Operation::Delete, "data"),
+        (Operation::Create, "metadata"),
+        (Operation::Read, "metadata"),
+        (Operation::Delete, "metadata"),
+        (Operation::List, "metadata"),
+        (Operation::Update, "delete"),
+        (Operation::Update, "undelete"),
+        (Operation::Update, "destroy"),
+        (Operation::Read, "subkeys"),
+    ] {
+        let err = call(&kv, op, &format!("{head}/{long}"), data.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, 400, "{op:?} {head}: {err}");
+        assert!(
+            err.errors[0].starts_with(&format!(
+                "invalid secret path: it is {} bytes long; the longest this mount stores is {longest} bytes",
+                long.len()
+            )),
+            "{err}"
+        );
+    }
+    let err = kv
+        .handle(Operation::Patch, &format!("data/{long}"), &patch_req(data))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, 400, "{err}");
 }
 
 #[tokio::test]

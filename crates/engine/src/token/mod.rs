@@ -304,9 +304,14 @@ impl TokenStore {
         let lease = state.leases.get(&claims.jti);
         let expire_time = match lease {
             Some(lease) => Some(lease.expire_time),
-            None if claims.ttl > 0 => {
-                Some(issue_time + chrono::Duration::seconds(claims.ttl as i64))
-            }
+            // A TTL no date can hold (only in tokens signed before durations were bounded)
+            // makes the token invalid rather than the request panic.
+            None if claims.ttl > 0 => Some(
+                i64::try_from(claims.ttl)
+                    .ok()
+                    .and_then(chrono::Duration::try_seconds)
+                    .and_then(|ttl| issue_time.checked_add_signed(ttl))?,
+            ),
             None => None,
         };
         if expire_time.is_some_and(|t| t <= now) {
@@ -715,8 +720,18 @@ impl TokenStore {
                 .unwrap_or(Duration::from_secs(c.ttl))
         };
         let mut warnings = Vec::new();
-        let mut expire =
-            now + chrono::Duration::seconds(requested.as_secs().min(i64::MAX as u64 / 4) as i64);
+        // Requests are bounded (MAX_DURATION), but a token signed before that may carry a
+        // period no date can hold.
+        let Some(mut expire) = i64::try_from(requested.as_secs())
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .and_then(|d| now.checked_add_signed(d))
+        else {
+            return Err(ApiError::bad_request(format!(
+                "cannot renew for {}s: that is later than any date",
+                requested.as_secs()
+            )));
+        };
         if c.max > 0
             && let Some(max) = Utc.timestamp_opt(c.max, 0).single()
             && expire > max

@@ -352,6 +352,67 @@ async fn renewal_moves_expiry_within_max() {
     );
 }
 
+/// Found by the `token` fuzz target: TTLs, periods and increments beyond any date
+/// panicked in date arithmetic, on every use of such a token or on its renewal.
+#[tokio::test]
+async fn durations_beyond_any_date_are_refused_not_panicked_on() {
+    let f = fixture().await;
+    for body in [
+        json!({"ttl": "2562048h"}),
+        json!({"explicit_max_ttl": 99_999_999_999_999_u64, "ttl": 99_999_999_999_999_u64}),
+        json!({"period": "18446744073709551615"}),
+    ] {
+        let err = f
+            .call(&f.root, Operation::Update, "create", body.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, 400, "{body}: {err}");
+        assert!(
+            err.errors[0].contains("longer than the longest duration allowed"),
+            "{err}"
+        );
+    }
+    let t = f
+        .create(&f.root, json!({"policies": ["x"], "ttl": "1h"}))
+        .await;
+    let err = f
+        .call(
+            &t.client_token,
+            Operation::Update,
+            "renew-self",
+            json!({"increment": u64::MAX}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, 400, "{err}");
+
+    // Tokens signed before durations were bounded may still carry such values.
+    let mut claims = (*f.tokens.verify(&t.client_token).unwrap().claims).clone();
+    claims.jti = "huge-period".into();
+    claims.period = u64::MAX;
+    let periodic = f.tokens.issue(&claims);
+    let err = f
+        .call(&periodic, Operation::Update, "renew-self", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, 400, "{err}");
+    assert!(err.errors[0].starts_with("cannot renew for"), "{err}");
+    for (iat, ttl) in [
+        (claims.iat, u64::MAX),
+        (claims.iat, i64::MAX as u64),
+        (i64::MAX / 2, 1 << 40),
+    ] {
+        claims.jti = format!("huge-ttl-{iat}-{ttl}");
+        claims.period = 0;
+        claims.iat = iat;
+        claims.ttl = ttl;
+        assert!(
+            f.tokens.verify(&f.tokens.issue(&claims)).is_none(),
+            "{iat} {ttl}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn expired_tokens_are_refused() {
     let f = fixture().await;

@@ -242,8 +242,14 @@ impl KeyRecord {
         if self.auto_rotate_period == 0 {
             return false;
         }
-        let period =
-            chrono::Duration::seconds(i64::try_from(self.auto_rotate_period).unwrap_or(i64::MAX));
+        // A period longer than any date can be away (stored before durations were bounded)
+        // is never due.
+        let Some(period) = i64::try_from(self.auto_rotate_period)
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+        else {
+            return false;
+        };
         match self.latest_created() {
             Some(created) => created
                 .checked_add_signed(period)
@@ -622,6 +628,20 @@ mod tests {
         ] {
             assert_eq!(KeyType::parse(t.as_str()), Ok(t));
         }
+    }
+
+    /// A period beyond any date (stored before durations were bounded) panicked in the
+    /// periodic rotation check; such a key is simply never due.
+    #[test]
+    fn rotation_periods_beyond_any_date_are_never_due() {
+        let now = Utc::now();
+        let mut record = KeyRecord::new("k", &KeyOptions::default(), now);
+        for period in [u64::MAX, i64::MAX as u64, 1 << 60] {
+            record.auto_rotate_period = period;
+            assert!(!record.rotation_due(now + chrono::Duration::days(365 * 1000)));
+        }
+        record.auto_rotate_period = 3600;
+        assert!(record.rotation_due(now + chrono::Duration::hours(2)));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 mod base64;
 mod batch;
-mod ciphertext;
+pub(crate) mod ciphertext;
 mod key;
 #[cfg(test)]
 mod tests;

@@ -9,27 +9,27 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct DurationError(String);
 
+/// The longest duration accepted: Vault's durations are Go's `time.Duration`, an `i64` of
+/// nanoseconds (2562047h47m16.854775807s), and Vault refuses longer ones. The bound also
+/// keeps every TTL, period and delay small enough to add to a date.
+pub const MAX_DURATION: Duration = Duration::new(9_223_372_036, 854_775_807);
+
+fn at_most_max(d: Duration, input: impl std::fmt::Display) -> Result<Duration, DurationError> {
+    if d > MAX_DURATION {
+        return Err(DurationError(format!(
+            "invalid duration {input}: longer than the longest duration allowed, 2562047h47m16.854775807s"
+        )));
+    }
+    Ok(d)
+}
+
 /// Parses a duration field from a JSON request body.
 pub fn parse_duration_value(value: &serde_json::Value) -> Result<Duration, DurationError> {
+    if let serde_json::Value::Number(n) = value {
+        return parse_duration_number(n).and_then(|d| at_most_max(d, n));
+    }
     match value {
         serde_json::Value::Null => Ok(Duration::ZERO),
-        serde_json::Value::Number(n) => {
-            if let Some(secs) = n.as_u64() {
-                Ok(Duration::from_secs(secs))
-            } else if let Some(secs) = n.as_f64() {
-                if secs.is_finite() && secs >= 0.0 && secs < u64::MAX as f64 {
-                    Ok(Duration::from_secs_f64(secs))
-                } else {
-                    Err(DurationError(format!(
-                        "invalid duration {n}: must be a non-negative number of seconds"
-                    )))
-                }
-            } else {
-                Err(DurationError(format!(
-                    "invalid duration {n}: must be a non-negative number of seconds"
-                )))
-            }
-        }
         serde_json::Value::String(s) => parse_duration(s),
         other => Err(DurationError(format!(
             "invalid duration {other}: expected a number of seconds or a string like \"1h\""
@@ -37,8 +37,30 @@ pub fn parse_duration_value(value: &serde_json::Value) -> Result<Duration, Durat
     }
 }
 
-/// Parses a duration string: digits (seconds), a Go duration, or `<n>d`.
+/// A JSON number of seconds.
+fn parse_duration_number(n: &serde_json::Number) -> Result<Duration, DurationError> {
+    if let Some(secs) = n.as_u64() {
+        Ok(Duration::from_secs(secs))
+    } else if let Some(secs) = n.as_f64()
+        && secs.is_finite()
+        && secs >= 0.0
+        && secs < u64::MAX as f64
+    {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(DurationError(format!(
+            "invalid duration {n}: must be a non-negative number of seconds"
+        )))
+    }
+}
+
+/// Parses a duration string: digits (seconds), a Go duration, or `<n>d`; at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    parse_unbounded(input).and_then(|d| at_most_max(d, format_args!("{input:?}")))
+}
+
+fn parse_unbounded(input: &str) -> Result<Duration, DurationError> {
     let s = input.trim();
     if s.is_empty() {
         return Ok(Duration::ZERO);
@@ -187,6 +209,53 @@ mod tests {
         }
         assert!(parse_duration_value(&json!(-3)).is_err());
         assert!(parse_duration_value(&json!(["1h"])).is_err());
+    }
+
+    /// Longer durations were accepted, and overflowed date arithmetic (a panic) when a
+    /// token's TTL, a transit key's rotation period or a KV deletion delay used them.
+    #[test]
+    fn bounded_like_go() {
+        assert_eq!(
+            parse_duration("2562047h47m16.854775807s").unwrap(),
+            MAX_DURATION
+        );
+        assert_eq!(
+            parse_duration("106751d").unwrap().as_secs(),
+            106_751 * 86_400
+        );
+        assert_eq!(
+            parse_duration_value(&json!(9_223_372_036_u64))
+                .unwrap()
+                .as_secs(),
+            9_223_372_036
+        );
+        for bad in [
+            "2562047h47m16.854775808s",
+            "2562048h",
+            "106752d",
+            "9223372037",
+            "18446744073709551615",
+        ] {
+            let err = parse_duration(bad).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "invalid duration \"{bad}\": longer than the longest duration allowed, 2562047h47m16.854775807s"
+                )
+            );
+        }
+        for bad in [
+            json!(9_223_372_037_u64),
+            json!(u64::MAX),
+            json!(1e19),
+            json!("2562048h"),
+        ] {
+            let err = parse_duration_value(&bad).unwrap_err().to_string();
+            assert!(
+                err.contains("longer than the longest duration allowed"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -310,6 +310,12 @@ impl Vault {
         if req.operation == Some(Operation::List) && !req.path.ends_with('/') {
             req.path.push('/');
         }
+        // No storage key may hold a NUL (OpenBao refuses such paths with 400 as well).
+        if req.path.contains('\0') {
+            return Reply::error(&ApiError::bad_request(
+                "invalid request path: it contains a NUL byte (%00)",
+            ));
+        }
         if req.path.split('/').any(|s| s == "..") {
             return Reply::error(&ApiError::bad_request(format!(
                 "invalid request path {:?}: '..' segments are not allowed",

@@ -377,6 +377,27 @@ async fn unknown_routes_and_public_endpoints() {
     assert_eq!(mounts["data"]["secret/"]["options"]["version"], "2");
 }
 
+/// Found by the `kv_request` fuzz target: a NUL in a path reached the storage backend,
+/// which refuses such keys, and came back as a 500.
+#[tokio::test]
+async fn paths_with_nul_bytes_are_400s() {
+    let h = harness().await;
+    for path in [
+        "secret/data/a\0b",
+        "secret/metadata/a\0b",
+        "sys/policies/acl/a\0b",
+        "transit/keys/a\0b",
+    ] {
+        let r = h.write(&h.root, path, json!({"data": {"k": "v"}})).await;
+        assert_eq!(r.status, 400, "{path:?}: {r:?}");
+        assert_eq!(
+            errors(&r),
+            vec!["invalid request path: it contains a NUL byte (%00)"]
+        );
+        assert_eq!(h.read(&h.root, path).await.status, 400, "{path:?}");
+    }
+}
+
 #[tokio::test]
 async fn policies_round_trip_through_sys() {
     let h = harness().await;
