@@ -94,8 +94,8 @@ impl Drop for Guard {
     }
 }
 
-/// A field of `/proc/<pid>/status` given in kB (`VmRSS:	    3340 kB`) or as a plain
-/// number (`Threads:	1`).
+/// A field of `/proc/<pid>/status` given in kB (`VmRSS:     3340 kB`) or as a plain
+/// number (`Threads: 1`).
 pub fn status_field(status: &str, name: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let (key, value) = line.split_once(':')?;
