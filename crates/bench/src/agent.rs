@@ -112,6 +112,26 @@ pub fn status_field(status: &str, name: &str) -> Option<u64> {
     })
 }
 
+/// CPU time the process has used so far. `/proc/<pid>/stat` counts in 10 ms ticks, too
+/// coarse for an agent that idles; the per-thread `schedstat` run times are in
+/// nanoseconds but miss threads that have exited, so the larger of the two is taken.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let ticks = process_cpu(pid);
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut nanos: u64 = 0;
+    for thread in threads.flatten() {
+        let text = std::fs::read_to_string(thread.path().join("schedstat")).unwrap_or_default();
+        nanos += schedstat_run_ns(&text).unwrap_or(0);
+    }
+    let precise = Duration::from_nanos(nanos);
+    Some(ticks.map_or(precise, |t| t.max(precise)))
+}
+
+/// The first field of `/proc/<pid>/task/<tid>/schedstat`: time spent on the CPU, in ns.
+pub fn schedstat_run_ns(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
 /// The median (the mean of the two middle values for an even count).
 pub fn median(values: &[u64]) -> Option<u64> {
     let mut sorted = values.to_vec();
@@ -279,7 +299,7 @@ fn run_agent(
         std::thread::sleep(Duration::from_millis(200));
     }
     let status = std::fs::read_to_string(&status_path)?;
-    let cpu = process_cpu(pid);
+    let cpu = cpu_time(pid);
     drop(guard);
     Ok((
         Footprint {
@@ -508,7 +528,7 @@ fn rows(ours: &Footprint, bao: Option<&Footprint>) -> Vec<Row> {
         bao: bao.and_then(get),
     };
     vec![
-        row("binary_bytes", "binary size on disk", Unit::Bytes, &|f| {
+        row("binary_bytes", "binary size (on disk)", Unit::Bytes, &|f| {
             Some(f.binary_bytes as f64)
         }),
         row("first_file_ms", "first file written", Unit::Ms, &|f| {
@@ -543,6 +563,7 @@ fn show(unit: Unit, v: Option<f64>) -> String {
     match unit {
         Unit::Bytes => format!("{:.2} MiB", v / 1024.0 / 1024.0),
         Unit::KiB => format!("{v:.0} KiB"),
+        Unit::Ms if v < 10.0 => format!("{v:.1} ms"),
         Unit::Ms => format!("{v:.0} ms"),
         Unit::Count => format!("{v:.0}"),
     }
@@ -591,6 +612,7 @@ impl AgentReport {
                     "≤ {} {}",
                     match row.unit {
                         Unit::Bytes => format!("{} MB", limit / 1e6),
+                        Unit::KiB => format!("{} MiB", limit / 1024.0),
                         _ => show(row.unit, Some(limit)),
                     },
                     if v <= limit { "met" } else { "MISSED" }
@@ -678,6 +700,13 @@ mod tests {
         assert_eq!(median(&[4, 1, 3, 2]), Some(2));
         assert_eq!(median(&[10, 20]), Some(15));
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn schedstat_first_field() {
+        assert_eq!(schedstat_run_ns("943759 120 2\n"), Some(943_759));
+        assert_eq!(schedstat_run_ns(""), None);
+        assert_eq!(schedstat_run_ns("x 1 2"), None);
     }
 
     #[test]
