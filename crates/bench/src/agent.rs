@@ -643,7 +643,7 @@ impl AgentReport {
             None => println!("rendered output: not compared (no bao agent)"),
         }
         println!(
-            "memory sampled every 200 ms after the last first render: {} samples (secretvault-agent){}",
+            "memory sampled every 200 ms once every file was written: {} samples (secretvault-agent){}",
             self.ours.samples,
             self.bao
                 .as_ref()
