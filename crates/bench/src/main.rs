@@ -6,12 +6,17 @@
 //! back for `--duration`. Figures: requests/s, p50/p99/p99.9 latency, each as a ratio to
 //! the bare server and to OpenBao, each server's CPU time per request (steady even on a
 //! busy machine, unlike requests/s) and each server's peak RSS.
+//!
+//! `secretvault-bench agent` instead measures the agent's footprint (binary size, memory,
+//! CPU, time to the first file) next to `bao agent` rendering the same templates from the
+//! same server (see `agent.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
+mod agent;
 mod bare;
 mod load;
 mod report;
@@ -23,6 +28,8 @@ mod servers;
     about = "Benchmark secretvault against a bare hyper server and OpenBao"
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// How long to drive each workload (after a warm-up).
     #[arg(long, default_value = "10s", value_parser = parse_secs)]
     pub duration: Duration,
@@ -55,6 +62,13 @@ pub struct Args {
     pub bare_body: usize,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The agent's footprint next to `bao agent`, both rendering the same templates from
+    /// one secretvault dev server.
+    Agent(agent::AgentArgs),
+}
+
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let digits = s.trim_end_matches('s');
     digits
@@ -71,6 +85,15 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(BenchCommand::Agent(agent_args)) = &args.command {
+        let report = runtime.block_on(agent::run(agent_args))?;
+        if agent_args.json || args.json {
+            println!("{}", serde_json::to_string_pretty(&report.json())?);
+        } else {
+            report.print();
+        }
+        return Ok(());
+    }
     let results = runtime.block_on(servers::run_all(&args))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report::json(&results))?);
@@ -78,4 +101,29 @@ fn main() -> anyhow::Result<()> {
         report::print(&results, &args);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        <Args as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn agent_subcommand_has_its_own_defaults() {
+        let args =
+            Args::try_parse_from(["secretvault-bench", "agent", "--duration", "20s"]).unwrap();
+        let Some(BenchCommand::Agent(a)) = args.command else {
+            panic!("expected the agent subcommand");
+        };
+        assert_eq!(a.duration, Duration::from_secs(20));
+        assert_eq!(a.secrets, 10);
+        assert_eq!(a.refresh, Duration::from_secs(5));
+        let plain = Args::try_parse_from(["secretvault-bench"]).unwrap();
+        assert!(plain.command.is_none());
+        assert_eq!(plain.duration, Duration::from_secs(10));
+    }
 }

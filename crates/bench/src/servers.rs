@@ -1,7 +1,7 @@
 //! Starting, preparing and measuring each server.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,9 @@ pub struct Results {
     pub openbao: Option<ServerResult>,
 }
 
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -52,7 +52,7 @@ impl Proc {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -88,9 +88,11 @@ fn default_server_bin() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-fn bao_bin(args: &Args) -> Option<PathBuf> {
-    if let Some(b) = &args.bao_bin {
-        return b.is_file().then(|| b.clone());
+/// OpenBao's binary: `explicit` (from `--bao-bin` or `$BAO_BIN`) if it exists, else
+/// `bao` on PATH.
+pub(crate) fn find_bao(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(b) = explicit {
+        return b.is_file().then(|| b.to_path_buf());
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -121,9 +123,11 @@ async fn start_bare(args: &Args) -> anyhow::Result<Proc> {
 
 const OUR_ROOT: &str = "bench-root-token";
 
-async fn start_secretvault(args: &Args) -> anyhow::Result<(Proc, String)> {
-    let bin = match &args.server_bin {
-        Some(b) => b.clone(),
+/// `secretvault-operator dev` on a free loopback port with a fresh data dir; returns it
+/// and its root token.
+pub(crate) async fn start_secretvault(server_bin: Option<&Path>) -> anyhow::Result<(Proc, String)> {
+    let bin = match server_bin {
+        Some(b) => b.to_path_buf(),
         None => default_server_bin()?,
     };
     let dir = tempfile::tempdir()?;
@@ -432,14 +436,14 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
     drop(bare_proc);
 
     eprintln!("secretvault:");
-    let (ours, root) = start_secretvault(args).await?;
+    let (ours, root) = start_secretvault(args.server_bin.as_deref()).await?;
     let specs = prepare(ours.addr, &root, &payload).await?;
     let secretvault = measure("secretvault", &ours, specs, args).await?;
     drop(ours);
 
     let openbao = if args.skip_openbao {
         None
-    } else if let Some(bin) = bao_bin(args) {
+    } else if let Some(bin) = find_bao(args.bao_bin.as_deref()) {
         eprintln!("OpenBao ({}):", bin.display());
         let (bao, root) = start_openbao(&bin).await?;
         let specs = prepare(bao.addr, &root, &payload).await?;
