@@ -36,7 +36,5 @@ pub use logical::Operation;
 /// tests (`tests/parsers_prop.rs`). Not a stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::transit::ciphertext::{
-        PREFIX as CIPHERTEXT_PREFIX, format as format_ciphertext, parse as parse_ciphertext,
-    };
+    pub use crate::transit::ciphertext::{format as format_ciphertext, parse as parse_ciphertext};
 }

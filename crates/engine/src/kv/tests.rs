@@ -546,8 +546,8 @@ async fn unknown_paths_and_operations() {
     );
 }
 
-/// Found by the `kv_request` fuzz target: a path longer than a storage key may be reached
-/// the backend and came back as a 500.
+/// Found by the `kv_request` fuzz target: a path too long for a storage key reached the
+/// backend, which refused it, and came back as a 500.
 #[tokio::test]
 async fn paths_too_long_to_store_are_400s() {
     let kv = kv().await;

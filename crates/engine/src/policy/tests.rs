@@ -304,6 +304,32 @@ fn root_acl_allows_everything() {
     assert!(auth.allowed && auth.sudo);
 }
 
+/// Found by the `policy` fuzz target: HCL numbers were parsed exactly, JSON ones (policies
+/// and request bodies alike) with serde_json's fast, inexact float parser, so the same
+/// allowed value differed between the two syntaxes and a request could not match it.
+#[test]
+fn hcl_and_json_numbers_parse_alike() {
+    let hcl = Policy::parse(
+        "h",
+        r#"path "a" { capabilities = ["update"] allowed_parameters = { "n" = [6e93, 0.1, 1e-300] } }"#,
+    )
+    .unwrap();
+    let json = Policy::parse(
+        "j",
+        r#"{"path": {"a": {"capabilities": ["update"], "allowed_parameters": {"n": [6e+93, 0.1, 1e-300]}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(hcl.rules(), json.rules());
+    assert_eq!(
+        json.rules()[0].parameters.allowed["n"][0].as_f64(),
+        Some(6e93)
+    );
+    let acl = Acl::new(&[Arc::new(hcl)], &Identity::default());
+    let body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"n": 6e93}"#).unwrap();
+    assert!(acl.authorize("a", Operation::Update, Some(&body)).allowed);
+}
+
 proptest::proptest! {
     #[test]
     fn parse_never_panics(text in "\\PC{0,200}") {

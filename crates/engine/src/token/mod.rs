@@ -728,7 +728,7 @@ impl TokenStore {
             .and_then(|d| now.checked_add_signed(d))
         else {
             return Err(ApiError::bad_request(format!(
-                "cannot renew for {}s: that is later than any date",
+                "cannot renew: a TTL of {}s reaches past any date the server can represent; renew with a smaller increment, or create a new token",
                 requested.as_secs()
             )));
         };
