@@ -6,6 +6,9 @@ use secretvault_engine::audit::{AuditBroker, AuditRequest, DeviceConfig, DeviceK
 use secretvault_engine::logical::Operation;
 
 fn write_log(path: &std::path::Path, entries: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let broker = AuditBroker::new();
     broker
         .enable(DeviceConfig {
@@ -33,7 +36,8 @@ fn write_log(path: &std::path::Path, entries: usize) {
             remote_address: None,
             remote_port: None,
         };
-        broker.log_request(None, &req).unwrap();
+        let record = broker.record(None, &req);
+        runtime.block_on(broker.log_request(&record, &req)).unwrap();
     }
 }
 

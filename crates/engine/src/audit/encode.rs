@@ -316,56 +316,78 @@ impl Serialize for ResponseOut<'_> {
     }
 }
 
-/// One audit line without its `prev_hash` (added under the device lock).
-pub(super) struct EntryOut<'a> {
-    pub time: &'a str,
-    pub kind: &'static str,
-    pub auth: Option<&'a AuditAuth>,
-    pub request: &'a AuditRequest<'a>,
-    pub response: Option<&'a AuditResponse<'a>>,
-    pub device: &'a Device,
-    /// HMAC of the request's token, computed once by the caller (None when not hashed).
-    pub token_hash: Option<&'a HashStr>,
+/// The part of an audit line that is the same in the request line and the response
+/// line of one request: `"auth":{..},"request":{..}` (no enclosing braces).
+pub(super) fn shared_part(
+    auth: Option<&AuditAuth>,
+    request: &AuditRequest<'_>,
+    device: &Device,
+) -> serde_json::Result<Vec<u8>> {
+    // The caller's token appears in several places: hash it once.
+    let token_hash = request
+        .client_token
+        .as_deref()
+        .filter(|_| !device.log_raw)
+        .map(|t| device.hash_str(t));
+    let same_token = auth.and_then(|a| a.client_token.as_ref()) == request.client_token.as_ref();
+    let part = SharedOut {
+        auth: AuthOut {
+            auth,
+            device,
+            token_hash: token_hash.as_ref().filter(|_| same_token),
+        },
+        request: RequestOut {
+            req: request,
+            device,
+            token_hash: token_hash.as_ref(),
+        },
+    };
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &part)?;
+    // Drop the braces: the part is spliced into each line.
+    out.pop();
+    out.remove(0);
+    Ok(out)
 }
 
-impl Serialize for EntryOut<'_> {
+struct SharedOut<'a> {
+    auth: AuthOut<'a>,
+    request: RequestOut<'a>,
+}
+
+impl Serialize for SharedOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let device = self.device;
-        let token_hash = self.token_hash;
-        let same_token =
-            self.auth.and_then(|a| a.client_token.as_ref()) == self.request.client_token.as_ref();
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("time", self.time)?;
-        m.serialize_entry("type", self.kind)?;
-        m.serialize_entry(
-            "auth",
-            &AuthOut {
-                auth: self.auth,
-                device,
-                token_hash: token_hash.filter(|_| same_token),
-            },
-        )?;
-        m.serialize_entry(
-            "request",
-            &RequestOut {
-                req: self.request,
-                device,
-                token_hash,
-            },
-        )?;
-        if let Some(resp) = self.response {
-            m.serialize_entry(
-                "response",
-                &ResponseOut {
-                    req: self.request,
-                    resp,
-                    device,
-                },
-            )?;
-            if let Some(error) = &resp.error {
-                m.serialize_entry("error", error)?;
-            }
-        }
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("auth", &self.auth)?;
+        m.serialize_entry("request", &self.request)?;
         m.end()
     }
+}
+
+/// One audit line without its closing `prev_hash` (added when the line is chained):
+/// `{"time":..,"type":..,` + the shared part + for a response, `"response"` and `"error"`.
+pub(super) fn line_body(
+    time: &str,
+    shared: &[u8],
+    response: Option<(&AuditRequest<'_>, &AuditResponse<'_>)>,
+    device: &Device,
+) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(shared.len() + 512);
+    out.extend_from_slice(b"{\"time\":");
+    serde_json::to_writer(&mut out, time)?;
+    out.extend_from_slice(if response.is_some() {
+        b",\"type\":\"response\","
+    } else {
+        b",\"type\":\"request\","
+    });
+    out.extend_from_slice(shared);
+    if let Some((req, resp)) = response {
+        out.extend_from_slice(b",\"response\":");
+        serde_json::to_writer(&mut out, &ResponseOut { req, resp, device })?;
+        if let Some(error) = &resp.error {
+            out.extend_from_slice(b",\"error\":");
+            serde_json::to_writer(&mut out, error)?;
+        }
+    }
+    Ok(out)
 }

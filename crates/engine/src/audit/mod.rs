@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -115,7 +115,49 @@ pub enum AuditError {
 
 struct ChainState {
     sink: Box<dyn Sink>,
+    /// SHA-256 of the last line the sink accepted.
     prev_hash: [u8; 32],
+}
+
+/// Lines waiting to be chained and written, and the batch they will be written in.
+struct Queue {
+    bodies: Vec<Vec<u8>>,
+    batch: Arc<Batch>,
+    /// A flush is scheduled or running; it will take whatever is queued.
+    flushing: bool,
+}
+
+/// One write of queued lines; everyone whose lines are in it waits for its outcome.
+struct Batch {
+    outcome: OnceLock<Result<(), String>>,
+    done: tokio::sync::Notify,
+}
+
+impl Batch {
+    fn new() -> Arc<Batch> {
+        Arc::new(Batch {
+            outcome: OnceLock::new(),
+            done: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn complete(&self, outcome: Result<(), String>) {
+        let _ = self.outcome.set(outcome);
+        self.done.notify_waiters();
+    }
+
+    async fn wait(&self) -> Result<(), String> {
+        loop {
+            let notified = self.done.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a completion in between is not missed.
+            notified.as_mut().enable();
+            if let Some(outcome) = self.outcome.get() {
+                return outcome.clone();
+            }
+            notified.await;
+        }
+    }
 }
 
 struct Device {
@@ -126,34 +168,95 @@ struct Device {
     mac: Hmac<Sha256>,
     hmac_accessor: bool,
     log_raw: bool,
-    state: Mutex<ChainState>,
+    queue: Mutex<Queue>,
+    chain: Mutex<ChainState>,
 }
 
 impl Device {
+    fn new(path: String, file_path: String, cfg: (&[u8; 32], bool, bool), chain: ChainState) -> Self {
+        let (salt, hmac_accessor, log_raw) = cfg;
+        Device {
+            path,
+            file_path,
+            mac: keyed_mac(salt),
+            hmac_accessor,
+            log_raw,
+            queue: Mutex::new(Queue {
+                bodies: Vec::new(),
+                batch: Batch::new(),
+                flushing: false,
+            }),
+            chain: Mutex::new(chain),
+        }
+    }
+
     fn hash(&self, value: &str) -> String {
         self.hash_str(value).as_str().to_string()
     }
 
-    /// Appends entries in one write: each serialised (outside the lock), then chained
-    /// under the lock — `prev_hash` added, newline — and written together. The chain only
-    /// advances when the write succeeded.
-    fn append(&self, entries: &[encode::EntryOut<'_>]) -> std::io::Result<()> {
-        let mut bodies = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let mut body = Vec::with_capacity(2048);
-            serde_json::to_writer(&mut body, entry).map_err(std::io::Error::other)?;
-            // Reopen the object to add the chain link last.
-            if body.pop() != Some(b'}') {
-                return Err(std::io::Error::other(
-                    "audit entry did not serialise to a JSON object",
-                ));
+    /// Queues lines for the next write (group commit) and returns the batch to wait on.
+    ///
+    /// Inside a tokio runtime the write is done by a flush task that first lets every
+    /// other ready task run, so the requests in flight share one `write(2)` — the same
+    /// trade redb makes for storage commits. Outside a runtime the lines are written
+    /// before this returns.
+    fn enqueue(self: &Arc<Self>, bodies: impl IntoIterator<Item = Vec<u8>>) -> Arc<Batch> {
+        let (batch, start_flush) = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.bodies.extend(bodies);
+            let start = !queue.flushing;
+            queue.flushing = true;
+            (queue.batch.clone(), start)
+        };
+        if start_flush {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let device = self.clone();
+                    let guard = FlushOnDrop(Some(self.clone()));
+                    runtime.spawn(async move {
+                        loop {
+                            tokio::task::yield_now().await;
+                            if !device.flush_once() {
+                                break;
+                            }
+                        }
+                        guard.disarm();
+                    });
+                }
+                Err(_) => while self.flush_once() {},
             }
-            bodies.push(body);
         }
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        batch
+    }
+
+    /// Chains and writes everything queued, in one write. Returns false (and ends the
+    /// flush) when the queue was empty.
+    fn flush_once(&self) -> bool {
+        let (bodies, batch) = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if queue.bodies.is_empty() {
+                queue.flushing = false;
+                return false;
+            }
+            let bodies = std::mem::take(&mut queue.bodies);
+            let batch = std::mem::replace(&mut queue.batch, Batch::new());
+            (bodies, batch)
+        };
+        let outcome = self.write_chained(&bodies);
+        if let Err(e) = &outcome {
+            tracing::error!(device = %self.path, error = %e, lines = bodies.len(), "audit device failed to record entries");
+        }
+        batch.complete(outcome.map_err(|e| e.to_string()));
+        true
+    }
+
+    /// Chains lines — `prev_hash` added, newline — and writes them together. The chain
+    /// only advances when the write succeeded, so a failed batch leaves no gap.
+    fn write_chained(&self, bodies: &[Vec<u8>]) -> std::io::Result<()> {
+        let mut state = self.chain.lock().unwrap_or_else(|e| e.into_inner());
         let mut prev = state.prev_hash;
         let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 96).sum());
-        for body in &bodies {
+        for body in bodies {
             let start = out.len();
             out.extend_from_slice(body);
             out.extend_from_slice(b",\"prev_hash\":\"sha256:");
@@ -165,6 +268,24 @@ impl Device {
         state.sink.write_line(&out)?;
         state.prev_hash = prev;
         Ok(())
+    }
+}
+
+/// Owned by a flush task: if the task is dropped before it finished (the runtime shuts
+/// down), what is queued is written synchronously instead of being lost.
+struct FlushOnDrop(Option<Arc<Device>>);
+
+impl FlushOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        if let Some(device) = self.0.take() {
+            while device.flush_once() {}
+        }
     }
 }
 
@@ -236,30 +357,26 @@ impl AuditBroker {
                 (Box::new(file), prev, path.display().to_string())
             }
         };
-        let device = Device {
-            path: cfg.path,
+        let device = Device::new(
+            cfg.path,
             file_path,
-            mac: keyed_mac(&cfg.salt),
-            hmac_accessor: cfg.hmac_accessor,
-            log_raw: cfg.log_raw,
-            state: Mutex::new(ChainState { sink, prev_hash }),
-        };
+            (&cfg.salt, cfg.hmac_accessor, cfg.log_raw),
+            ChainState { sink, prev_hash },
+        );
         Ok(device)
     }
 
     /// Test hook: a device writing to any [`Sink`].
     pub fn enable_sink(&self, path: &str, sink: Box<dyn Sink>, salt: [u8; 32]) {
-        let device = Device {
-            path: path.to_string(),
-            file_path: "custom".into(),
-            mac: keyed_mac(&salt),
-            hmac_accessor: true,
-            log_raw: false,
-            state: Mutex::new(ChainState {
+        let device = Device::new(
+            path.to_string(),
+            "custom".into(),
+            (&salt, true, false),
+            ChainState {
                 sink,
                 prev_hash: [0; 32],
-            }),
-        };
+            },
+        );
         self.devices
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -301,92 +418,118 @@ impl AuditBroker {
             .map(|d| d.hash(input))
     }
 
-    /// Writes the request line, the response line, or both in one write, to every
-    /// device. Ok when at least one device recorded everything (or none is enabled).
-    fn record(
+    /// Encodes what a request's audit lines share — its `auth` and `request` parts —
+    /// once for every enabled device. The record then writes the request line, the
+    /// response line or both.
+    pub fn record(&self, auth: Option<&AuditAuth>, req: &AuditRequest<'_>) -> AuditRecord {
+        let enabled = self.devices.read().unwrap_or_else(|e| e.into_inner());
+        let none_enabled = enabled.is_empty();
+        let devices = enabled
+            .iter()
+            .filter_map(|device| match encode::shared_part(auth, req, device) {
+                Ok(shared) => Some((device.clone(), shared)),
+                Err(e) => {
+                    tracing::error!(device = %device.path, error = %e, "cannot encode an audit entry");
+                    None
+                }
+            })
+            .collect();
+        AuditRecord {
+            devices,
+            none_enabled,
+        }
+    }
+
+    /// Records a request before it is served.
+    pub async fn log_request(&self, record: &AuditRecord, req: &AuditRequest<'_>) -> Result<(), AuditError> {
+        record.write(req, true, None).await
+    }
+
+    /// Records the response to a request already recorded with [`Self::log_request`].
+    pub async fn log_response(
         &self,
-        auth: Option<&AuditAuth>,
+        record: &AuditRecord,
+        req: &AuditRequest<'_>,
+        resp: &AuditResponse<'_>,
+    ) -> Result<(), AuditError> {
+        record.write(req, false, Some(resp)).await
+    }
+
+    /// Records a request and its response together, in one write per device. For
+    /// requests without side effects (reads, lists): the response is only released if
+    /// this succeeds, so nothing is revealed unaudited, at half the writes.
+    pub async fn log_exchange(
+        &self,
+        record: &AuditRecord,
+        req: &AuditRequest<'_>,
+        resp: &AuditResponse<'_>,
+    ) -> Result<(), AuditError> {
+        record.write(req, true, Some(resp)).await
+    }
+
+    /// Queues the response entry without waiting for it to be written: for a request
+    /// whose client went away (nobody is left to wait; the entry is still written).
+    pub fn log_response_detached(
+        &self,
+        record: &AuditRecord,
+        req: &AuditRequest<'_>,
+        resp: &AuditResponse<'_>,
+    ) {
+        let _ = record.queue(req, false, Some(resp));
+    }
+}
+
+/// A request's audit entries, encoded for each device that was enabled when it arrived.
+pub struct AuditRecord {
+    devices: Vec<(Arc<Device>, Vec<u8>)>,
+    /// No device is enabled: nothing to write, nothing to fail.
+    none_enabled: bool,
+}
+
+impl AuditRecord {
+    /// Queues the lines on every device; returns the batches to wait for.
+    fn queue(
+        &self,
+        req: &AuditRequest<'_>,
+        request_line: bool,
+        resp: Option<&AuditResponse<'_>>,
+    ) -> Vec<Arc<Batch>> {
+        let time = format_time(&chrono::Utc::now());
+        let mut batches = Vec::with_capacity(self.devices.len());
+        for (device, shared) in &self.devices {
+            let request = request_line.then(|| encode::line_body(&time, shared, None, device));
+            let response = resp.map(|r| encode::line_body(&time, shared, Some((req, r)), device));
+            match request.into_iter().chain(response).collect::<serde_json::Result<Vec<_>>>() {
+                Ok(bodies) if bodies.is_empty() => {}
+                Ok(bodies) => batches.push(device.enqueue(bodies)),
+                Err(e) => {
+                    tracing::error!(device = %device.path, error = %e, "cannot encode an audit entry")
+                }
+            }
+        }
+        batches
+    }
+
+    /// Writes the lines to every device. Ok when at least one device recorded them
+    /// (or none is enabled).
+    async fn write(
+        &self,
         req: &AuditRequest<'_>,
         request_line: bool,
         resp: Option<&AuditResponse<'_>>,
     ) -> Result<(), AuditError> {
-        let devices: Vec<Arc<Device>> = self
-            .devices
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if devices.is_empty() {
+        if self.none_enabled {
             return Ok(());
         }
-        let time = format_time(&chrono::Utc::now());
         let mut recorded = false;
-        for device in &devices {
-            // The caller's token appears in several places of each line: hash it once.
-            let token_hash = req
-                .client_token
-                .as_deref()
-                .filter(|_| !device.log_raw)
-                .map(|t| device.hash_str(t));
-            let entry = |kind, response| encode::EntryOut {
-                time: &time,
-                kind,
-                auth,
-                request: req,
-                response,
-                device,
-                token_hash: token_hash.as_ref(),
-            };
-            let result = match (request_line, resp) {
-                (true, Some(r)) => {
-                    device.append(&[entry("request", None), entry("response", Some(r))])
-                }
-                (true, None) => device.append(&[entry("request", None)]),
-                (false, Some(r)) => device.append(&[entry("response", Some(r))]),
-                (false, None) => Ok(()),
-            };
-            match result {
-                Ok(()) => recorded = true,
-                Err(e) => {
-                    tracing::error!(device = %device.path, error = %e, "audit device failed to record an entry")
-                }
-            }
+        for batch in self.queue(req, request_line, resp) {
+            recorded |= batch.wait().await.is_ok();
         }
         if recorded {
             Ok(())
         } else {
             Err(AuditError::NoDeviceRecorded)
         }
-    }
-
-    /// Records a request before it is served.
-    pub fn log_request(
-        &self,
-        auth: Option<&AuditAuth>,
-        req: &AuditRequest<'_>,
-    ) -> Result<(), AuditError> {
-        self.record(auth, req, true, None)
-    }
-
-    /// Records the response to a request already recorded with [`Self::log_request`].
-    pub fn log_response(
-        &self,
-        auth: Option<&AuditAuth>,
-        req: &AuditRequest<'_>,
-        resp: &AuditResponse<'_>,
-    ) -> Result<(), AuditError> {
-        self.record(auth, req, false, Some(resp))
-    }
-
-    /// Records a request and its response together, in one write per device. For
-    /// requests without side effects (reads, lists): the response is only released if
-    /// this succeeds, so nothing is revealed unaudited, at half the writes.
-    pub fn log_exchange(
-        &self,
-        auth: Option<&AuditAuth>,
-        req: &AuditRequest<'_>,
-        resp: &AuditResponse<'_>,
-    ) -> Result<(), AuditError> {
-        self.record(auth, req, true, Some(resp))
     }
 }
 

@@ -57,17 +57,39 @@ fn request(body: &serde_json::Map<String, serde_json::Value>) -> AuditRequest<'_
     }
 }
 
-fn log_pair(broker: &AuditBroker, secret: &str) {
+async fn log_pair_async(broker: &AuditBroker, secret: &str) -> Result<(), AuditError> {
     let body = body(secret);
     let req = request(&body);
-    broker.log_request(Some(&auth()), &req).unwrap();
+    let auth = auth();
+    let record = broker.record(Some(&auth), &req);
+    broker.log_request(&record, &req).await?;
     let data = json!({"data": {"password": secret}});
     let response = AuditResponse {
         status: 200,
         data: Some(&data),
         ..Default::default()
     };
-    broker.log_response(Some(&auth()), &req, &response).unwrap();
+    broker.log_response(&record, &req, &response).await
+}
+
+/// Outside a tokio runtime the lines are written before the call returns.
+fn log_pair(broker: &AuditBroker, secret: &str) {
+    block_on(log_pair_async(broker, secret)).unwrap();
+}
+
+fn log_request(
+    broker: &AuditBroker,
+    auth: Option<&AuditAuth>,
+    req: &AuditRequest<'_>,
+) -> Result<(), AuditError> {
+    block_on(broker.log_request(&broker.record(auth, req), req))
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 #[test]
@@ -252,6 +274,112 @@ fn concurrent_writers_keep_one_valid_chain() {
     assert_eq!(verify_file(&path).unwrap().lines, 800);
 }
 
+/// Many requests in flight on a multi-thread runtime: their lines share writes (group
+/// commit), and the file is still one valid chain with every line in it.
+#[test]
+fn concurrent_requests_share_writes_and_keep_one_chain() {
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let broker = Arc::new(AuditBroker::new());
+    broker.enable_sink(
+        "memory/",
+        Box::new(CountingSink(buffer.clone(), writes.clone())),
+        [2; 32],
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|t| {
+                let broker = broker.clone();
+                tokio::spawn(async move {
+                    for i in 0..10 {
+                        log_pair_async(&broker, &format!("t{t}-{i}")).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let recorded = buffer.lock().unwrap().clone();
+    assert_eq!(verify_chain(Cursor::new(recorded)).unwrap().lines, 1280);
+    let writes = writes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        writes < 1280 / 4,
+        "{writes} writes for 1280 lines: lines of concurrent requests should share writes"
+    );
+}
+
+/// Without a tokio runtime (a plain thread, a blocking executor) lines are written
+/// before the call returns.
+#[test]
+fn writes_inline_outside_a_runtime() {
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let broker = AuditBroker::new();
+    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    let body = body("x");
+    let req = request(&body);
+    let record = broker.record(None, &req);
+    futures::executor::block_on(broker.log_request(&record, &req)).unwrap();
+    assert_eq!(buffer.lock().unwrap().iter().filter(|b| **b == b'\n').count(), 1);
+}
+
+/// A batch that fails is reported to everyone in it, and leaves no gap: later lines chain
+/// on from the last line that was written.
+#[test]
+fn a_failed_write_fails_its_batch_and_leaves_the_chain_intact() {
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let fail_next = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let broker = AuditBroker::new();
+    broker.enable_sink(
+        "flaky/",
+        Box::new(FlakySink(buffer.clone(), fail_next.clone())),
+        [2; 32],
+    );
+    log_pair(&broker, "first");
+    fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(
+        block_on(log_pair_async(&broker, "lost")),
+        Err(AuditError::NoDeviceRecorded)
+    ));
+    log_pair(&broker, "after");
+    let recorded = buffer.lock().unwrap().clone();
+    assert_eq!(verify_chain(Cursor::new(recorded)).unwrap().lines, 4);
+}
+
+struct CountingSink(
+    Arc<std::sync::Mutex<Vec<u8>>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+);
+
+impl Sink for CountingSink {
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.lock().unwrap().extend_from_slice(line);
+        Ok(())
+    }
+}
+
+/// Fails one write when told to.
+struct FlakySink(
+    Arc<std::sync::Mutex<Vec<u8>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+);
+
+impl Sink for FlakySink {
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if self.1.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.0.lock().unwrap().extend_from_slice(line);
+        Ok(())
+    }
+}
+
 struct FailingSink;
 
 impl Sink for FailingSink {
@@ -273,20 +401,18 @@ impl Sink for MemorySink {
 fn fails_closed_only_when_no_device_records() {
     let broker = AuditBroker::new();
     assert!(
-        broker.log_request(None, &request(&body("x"))).is_ok(),
+        log_request(&broker, None, &request(&body("x"))).is_ok(),
         "no devices: nothing to fail"
     );
     broker.enable_sink("broken/", Box::new(FailingSink), [1; 32]);
     assert!(matches!(
-        broker.log_request(Some(&auth()), &request(&body("x"))),
+        log_request(&broker, Some(&auth()), &request(&body("x"))),
         Err(AuditError::NoDeviceRecorded)
     ));
     let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
     broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
     assert!(
-        broker
-            .log_request(Some(&auth()), &request(&body("x")))
-            .is_ok(),
+        log_request(&broker, Some(&auth()), &request(&body("x"))).is_ok(),
         "one working device is enough"
     );
     let recorded = buffer.lock().unwrap().clone();
@@ -305,9 +431,9 @@ fn denied_requests_are_recorded_without_auth() {
         error: Some("permission denied".into()),
         ..Default::default()
     };
-    broker
-        .log_response(None, &request(&body("x")), &response)
-        .unwrap();
+    let body = body("x");
+    let req = request(&body);
+    block_on(broker.log_response(&broker.record(None, &req), &req, &response)).unwrap();
     let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
     let entry: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
     assert_eq!(entry["auth"], json!({"token_type": "default"}));

@@ -14,7 +14,7 @@ use chrono::Utc;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use crate::audit::{AuditAuth, AuditBroker, AuditRequest, AuditResponse};
+use crate::audit::{AuditAuth, AuditBroker, AuditRecord, AuditRequest, AuditResponse};
 use crate::auth::kubernetes::KubernetesAuth;
 use crate::crypto::{Barrier, RootKey};
 use crate::identity::{AuthMountRef, Identity, IdentityStore};
@@ -91,10 +91,10 @@ impl Reply {
 const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// Armed while a recorded request runs; if the request's future is dropped (the client
-/// hung up), writes the response entry the handler never got to write.
+/// hung up), queues the response entry the handler never got to write.
 struct InFlight<'a> {
     vault: &'a Vault,
-    auth: &'a AuditAuth,
+    record: &'a AuditRecord,
     entry: &'a AuditRequest<'a>,
     armed: bool,
 }
@@ -106,8 +106,11 @@ impl Drop for InFlight<'_> {
                 CLIENT_CLOSED_REQUEST,
                 "the client closed the connection before the response was ready",
             );
-            self.vault
-                .audit_response(Some(self.auth), self.entry, &Err(gone));
+            self.vault.audit.log_response_detached(
+                self.record,
+                self.entry,
+                &Vault::audit_result(&Err(gone)),
+            );
         }
     }
 }
@@ -347,8 +350,9 @@ impl Vault {
             None => {
                 let err = ApiError::permission_denied();
                 let entry = self.audit_entry(&req, None, req.operation.unwrap_or(Operation::Read));
-                let _ = self.audit.log_request(None, &entry);
-                self.audit_response(None, &entry, &Err(err.clone()));
+                let record = self.audit.record(None, &entry);
+                self.audit_exchange(&record, &entry, &Err(err.clone()))
+                    .await;
                 return Reply::error(&err);
             }
         };
@@ -398,12 +402,14 @@ impl Vault {
         let mut caller = caller;
         let audit_auth = self.audit_auth(&caller);
         let entry = self.audit_entry(&req, Some(&caller), op);
+        let record = self.audit.record(Some(&audit_auth), &entry);
         if !Self::skips_acl(&req.path) {
             let authz = acl.authorize(&req.path, op, Some(&req.data));
             if !authz.allowed || (Self::needs_sudo(&req.path) && !authz.sudo) {
+                // Refused before anything ran: request and response in one write.
                 let err = ApiError::acl_denied();
-                let _ = self.audit.log_request(Some(&audit_auth), &entry);
-                self.audit_response(Some(&audit_auth), &entry, &Err(err.clone()));
+                self.audit_exchange(&record, &entry, &Err(err.clone()))
+                    .await;
                 return Reply::error(&err);
             }
             caller.sudo = authz.sudo;
@@ -414,7 +420,7 @@ impl Vault {
         // response, in one write, before the response is released.
         let record_first =
             !matches!(op, Operation::Read | Operation::List) || caller.entry.claims.uses > 0;
-        if record_first && let Err(e) = self.audit.log_request(Some(&audit_auth), &entry) {
+        if record_first && let Err(e) = self.audit.log_request(&record, &entry).await {
             tracing::error!(error = %e, path = %req.path, "refusing request: no audit device could record it");
             return Reply::error(&ApiError::internal("internal error"));
         }
@@ -426,7 +432,7 @@ impl Vault {
         // still gets a response entry, so the trail shows how it ended.
         let mut in_flight = InFlight {
             vault: self,
-            auth: &audit_auth,
+            record: &record,
             entry: &entry,
             armed: record_first,
         };
@@ -436,9 +442,9 @@ impl Vault {
         };
         in_flight.armed = false;
         let recorded = if record_first {
-            self.audit_response(Some(&audit_auth), &entry, &result)
+            self.audit_response(&record, &entry, &result).await
         } else {
-            self.audit_exchange(Some(&audit_auth), &entry, &result)
+            self.audit_exchange(&record, &entry, &result).await
         };
         if recorded {
             self.finish(&req, result)
@@ -453,7 +459,8 @@ impl Vault {
     async fn handle_login(&self, req: &Request) -> Reply {
         let op = req.operation.unwrap_or(Operation::Update);
         let entry = self.audit_entry(req, None, op);
-        if let Err(e) = self.audit.log_request(None, &entry) {
+        let record = self.audit.record(None, &entry);
+        if let Err(e) = self.audit.log_request(&record, &entry).await {
             tracing::error!(error = %e, path = %req.path, "refusing login: no audit device could record it");
             return Reply::error(&ApiError::internal("internal error"));
         }
@@ -465,7 +472,7 @@ impl Vault {
             }
             _ => Err(ApiError::no_route(&req.path)),
         };
-        if self.audit_response(None, &entry, &result) {
+        if self.audit_response(&record, &entry, &result).await {
             self.finish(req, result)
         } else {
             tracing::error!(path = %req.path, "withholding login response: no audit device could record it");
@@ -617,26 +624,28 @@ impl Vault {
 
     /// Records the response; returns whether it may be sent (some device recorded it, or
     /// none is enabled).
-    fn audit_response(
+    async fn audit_response(
         &self,
-        auth: Option<&AuditAuth>,
+        record: &AuditRecord,
         entry: &AuditRequest<'_>,
         result: &ApiResult<Response>,
     ) -> bool {
         self.audit
-            .log_response(auth, entry, &Self::audit_result(result))
+            .log_response(record, entry, &Self::audit_result(result))
+            .await
             .is_ok()
     }
 
     /// Records request and response together; returns whether the response may be sent.
-    fn audit_exchange(
+    async fn audit_exchange(
         &self,
-        auth: Option<&AuditAuth>,
+        record: &AuditRecord,
         entry: &AuditRequest<'_>,
         result: &ApiResult<Response>,
     ) -> bool {
         self.audit
-            .log_exchange(auth, entry, &Self::audit_result(result))
+            .log_exchange(record, entry, &Self::audit_result(result))
+            .await
             .is_ok()
     }
 
