@@ -134,34 +134,37 @@ impl Response {
 
     /// The JSON body, or `None` for 204 (and for a bare status with nothing to say, as
     /// Vault answers a PATCH of a missing secret). Vault's envelope unless the handler
-    /// gave a raw body.
-    pub fn body(&self, request_id: &str) -> Option<Value> {
-        if let Some(raw) = &self.raw {
-            return Some(raw.clone());
+    /// gave a raw body. Consumes the response: the data moves into the body uncopied.
+    pub fn into_body(self, request_id: &str) -> Option<Value> {
+        let status = self.status();
+        if let Some(raw) = self.raw {
+            return Some(raw);
         }
-        if self.status() == 204
-            || (self.data.is_none() && self.auth.is_none() && self.warnings.is_empty())
+        if status == 204 || (self.data.is_none() && self.auth.is_none() && self.warnings.is_empty())
         {
             return None;
         }
         let mut envelope = Map::new();
-        if self.data_also_at_top_level
-            && let Some(Value::Object(fields)) = &self.data
-        {
-            envelope.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
+        let data = match self.data {
+            Some(Value::Object(fields)) if self.data_also_at_top_level => {
+                envelope.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Value::Object(fields)
+            }
+            Some(data) => data,
+            None => Value::Null,
+        };
         envelope.insert("request_id".into(), Value::String(request_id.to_string()));
         envelope.insert("lease_id".into(), Value::String(String::new()));
         envelope.insert("renewable".into(), Value::Bool(false));
         envelope.insert("lease_duration".into(), Value::from(0));
-        envelope.insert("data".into(), self.data.clone().unwrap_or(Value::Null));
+        envelope.insert("data".into(), data);
         envelope.insert("wrap_info".into(), Value::Null);
         envelope.insert(
             "warnings".into(),
             if self.warnings.is_empty() {
                 Value::Null
             } else {
-                Value::from(self.warnings.clone())
+                Value::from(self.warnings)
             },
         );
         envelope.insert(
@@ -519,13 +522,13 @@ mod tests {
 
     #[test]
     fn envelope_has_vaults_fields() {
-        let body = Response::data(json!({"a": 1})).body("req-1").unwrap();
+        let body = Response::data(json!({"a": 1})).into_body("req-1").unwrap();
         assert_eq!(body["request_id"], "req-1");
         assert_eq!(body["data"]["a"], 1);
         assert!(
             body["warnings"].is_null() && body["auth"].is_null() && body["wrap_info"].is_null()
         );
-        assert_eq!(Response::no_content().body("x"), None);
+        assert_eq!(Response::no_content().into_body("x"), None);
         assert_eq!(Response::default().status(), 204);
     }
 

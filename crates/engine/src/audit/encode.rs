@@ -124,6 +124,8 @@ struct AuthOut<'a> {
     device: &'a Device,
     /// The HMAC of the request's token, when it is this auth's token too (computed once).
     token_hash: Option<&'a HashStr>,
+    /// Likewise for the accessor.
+    accessor_hash: Option<&'a HashStr>,
 }
 
 impl Serialize for AuthOut<'_> {
@@ -146,15 +148,17 @@ impl Serialize for AuthOut<'_> {
             )?,
             (None, _) => {}
         }
-        if let Some(t) = &a.accessor {
-            m.serialize_entry(
+        match (&a.accessor, self.accessor_hash) {
+            (Some(_), Some(hash)) => m.serialize_entry("accessor", hash.as_str())?,
+            (Some(t), None) => m.serialize_entry(
                 "accessor",
                 &Secret {
                     value: t,
                     device,
                     accessor: true,
                 },
-            )?;
+            )?,
+            (None, _) => {}
         }
         if !a.display_name.is_empty() {
             m.serialize_entry("display_name", &a.display_name)?;
@@ -214,6 +218,7 @@ struct RequestOut<'a> {
     req: &'a AuditRequest<'a>,
     device: &'a Device,
     token_hash: Option<&'a HashStr>,
+    accessor_hash: Option<&'a HashStr>,
 }
 
 impl Serialize for RequestOut<'_> {
@@ -239,15 +244,17 @@ impl Serialize for RequestOut<'_> {
             )?,
             (None, _) => {}
         }
-        if let Some(t) = &req.client_token_accessor {
-            m.serialize_entry(
+        match (&req.client_token_accessor, self.accessor_hash) {
+            (Some(_), Some(hash)) => m.serialize_entry("client_token_accessor", hash.as_str())?,
+            (Some(t), None) => m.serialize_entry(
                 "client_token_accessor",
                 &Secret {
                     value: t,
                     device,
                     accessor: true,
                 },
-            )?;
+            )?,
+            (None, _) => {}
         }
         m.serialize_entry("namespace", &NamespaceRoot)?;
         m.serialize_entry("path", &req.path)?;
@@ -297,6 +304,7 @@ impl Serialize for ResponseOut<'_> {
                     auth: Some(auth),
                     device,
                     token_hash: None,
+                    accessor_hash: None,
                 },
             )?;
         }
@@ -330,16 +338,25 @@ pub(super) fn shared_part(
         .filter(|_| !device.log_raw)
         .map(|t| device.hash_str(t));
     let same_token = auth.and_then(|a| a.client_token.as_ref()) == request.client_token.as_ref();
+    // And the accessor, when it is hashed and the same in both places.
+    let accessor_hash = request
+        .client_token_accessor
+        .as_deref()
+        .filter(|_| !device.log_raw && device.hmac_accessor)
+        .filter(|a| auth.and_then(|x| x.accessor.as_deref()) == Some(*a))
+        .map(|a| device.hash_str(a));
     let part = SharedOut {
         auth: AuthOut {
             auth,
             device,
             token_hash: token_hash.as_ref().filter(|_| same_token),
+            accessor_hash: accessor_hash.as_ref(),
         },
         request: RequestOut {
             req: request,
             device,
             token_hash: token_hash.as_ref(),
+            accessor_hash: accessor_hash.as_ref(),
         },
     };
     let mut out = Vec::with_capacity(1024);

@@ -130,6 +130,33 @@ impl Barrier {
         Ok(Some((plaintext, entry.revision)))
     }
 
+    /// Reads `key` and decodes it with `parse`. Where reads are cached, the decoded value
+    /// is cached with the plaintext, so a hot record (KV metadata) is decrypted and decoded
+    /// once per write rather than once per read. For records without secrets only: the
+    /// decoded copy is not zeroized. A decoding failure is returned inside, uncached.
+    pub async fn get_parsed<T, E>(
+        &self,
+        key: &str,
+        parse: impl FnOnce(&[u8]) -> std::result::Result<T, E>,
+    ) -> Result<Option<(std::result::Result<Arc<T>, E>, Revision)>>
+    where
+        T: std::any::Any + Send + Sync,
+    {
+        if let Some(cache) = &self.cache
+            && let Some((parsed, revision)) = cache.parsed::<T>(key)
+        {
+            return Ok(Some((Ok(parsed), revision)));
+        }
+        let Some((plaintext, revision)) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let parsed = parse(&plaintext).map(Arc::new);
+        if let (Some(cache), Ok(value)) = (&self.cache, &parsed) {
+            cache.attach_parsed(key, revision, value.clone());
+        }
+        Ok(Some((parsed, revision)))
+    }
+
     /// Encrypts and writes `plaintext` at `key` if `precondition` holds.
     pub async fn put(
         &self,
@@ -288,6 +315,38 @@ fn decrypt_keyring(root: &RootKey, blob: &[u8]) -> Result<Keyring, CryptoError> 
 mod tests {
     use super::*;
     use crate::storage::MemoryBackend;
+
+    #[tokio::test]
+    async fn decoded_values_are_cached_until_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(crate::storage::RedbBackend::open(&dir.path().join("db")).unwrap());
+        let barrier = Barrier::open(backend, RootKey::from_bytes(zeroize::Zeroizing::new([7; 32])))
+            .await
+            .unwrap();
+        let parses = std::sync::atomic::AtomicUsize::new(0);
+        let decode = |bytes: &[u8]| {
+            parses.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            String::from_utf8(bytes.to_vec())
+        };
+        barrier.put("m", b"one", Precondition::None).await.unwrap();
+        for _ in 0..3 {
+            let (value, _) = barrier.get_parsed("m", decode).await.unwrap().unwrap();
+            assert_eq!(*value.unwrap(), "one");
+        }
+        assert_eq!(parses.load(std::sync::atomic::Ordering::SeqCst), 1, "decoded once");
+        let revision = barrier.put("m", b"two", Precondition::None).await.unwrap();
+        let (value, seen) = barrier.get_parsed("m", decode).await.unwrap().unwrap();
+        assert_eq!(*value.unwrap(), "two", "a write replaces the decoded value");
+        assert_eq!(seen, revision);
+        // A decoding failure is reported, and not cached.
+        barrier.put("bad", &[0xff], Precondition::None).await.unwrap();
+        for _ in 0..2 {
+            let (value, _) = barrier.get_parsed("bad", decode).await.unwrap().unwrap();
+            assert!(value.is_err());
+        }
+        assert_eq!(parses.load(std::sync::atomic::Ordering::SeqCst), 4);
+        assert!(barrier.get_parsed("absent", decode).await.unwrap().is_none());
+    }
 
     #[tokio::test]
     async fn reads_are_cached_only_on_exclusive_backends_and_writes_invalidate() {

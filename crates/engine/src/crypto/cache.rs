@@ -12,8 +12,9 @@
 //! Values are [`Plaintext`] (zeroized when dropped), and the cache is bounded in bytes:
 //! past the bound it starts over, which is cheap to refill.
 
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::Plaintext;
 use crate::storage::Revision;
@@ -29,8 +30,16 @@ pub(super) struct ReadCache {
 #[derive(Default)]
 struct Inner {
     generation: u64,
-    entries: HashMap<String, (Plaintext, Revision)>,
+    entries: HashMap<String, Entry>,
     bytes: usize,
+}
+
+struct Entry {
+    value: Plaintext,
+    revision: Revision,
+    /// The value decoded by a caller (see [`ReadCache::attach_parsed`]), so repeated reads
+    /// skip decoding too. Only for records that hold no secrets: it is not zeroized.
+    parsed: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl ReadCache {
@@ -50,8 +59,32 @@ impl ReadCache {
     pub(super) fn get(&self, key: &str) -> Result<(Plaintext, Revision), u64> {
         let inner = self.lock();
         match inner.entries.get(key) {
-            Some((value, revision)) => Ok((value.clone(), *revision)),
+            Some(entry) => Ok((entry.value.clone(), entry.revision)),
             None => Err(inner.generation),
+        }
+    }
+
+    /// The decoded value attached to `key`, if it is a `T`.
+    pub(super) fn parsed<T: Any + Send + Sync>(&self, key: &str) -> Option<(Arc<T>, Revision)> {
+        let inner = self.lock();
+        let entry = inner.entries.get(key)?;
+        let parsed = entry.parsed.clone()?.downcast::<T>().ok()?;
+        Some((parsed, entry.revision))
+    }
+
+    /// Attaches a decoded value to `key`'s cached entry, if that entry still holds
+    /// `revision` (a write in between removed or replaced it: then nothing is attached).
+    pub(super) fn attach_parsed(
+        &self,
+        key: &str,
+        revision: Revision,
+        parsed: Arc<dyn Any + Send + Sync>,
+    ) {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.entries.get_mut(key)
+            && entry.revision == revision
+        {
+            entry.parsed = Some(parsed);
         }
     }
 
@@ -69,11 +102,13 @@ impl ReadCache {
             inner.entries.clear();
             inner.bytes = 0;
         }
-        if let Some((old, _)) = inner
-            .entries
-            .insert(key.to_string(), (value.clone(), revision))
-        {
-            inner.bytes -= key.len() + old.len();
+        let entry = Entry {
+            value: value.clone(),
+            revision,
+            parsed: None,
+        };
+        if let Some(old) = inner.entries.insert(key.to_string(), entry) {
+            inner.bytes -= key.len() + old.value.len();
         }
         inner.bytes += size;
     }
@@ -82,8 +117,8 @@ impl ReadCache {
     pub(super) fn invalidate(&self, key: &str) {
         let mut inner = self.lock();
         inner.generation += 1;
-        if let Some((old, _)) = inner.entries.remove(key) {
-            inner.bytes -= key.len() + old.len();
+        if let Some(old) = inner.entries.remove(key) {
+            inner.bytes -= key.len() + old.value.len();
         }
     }
 

@@ -310,13 +310,28 @@ impl Kv {
         format!("{}config", self.prefix)
     }
 
-    async fn load_meta(&self, path: &str) -> ApiResult<Option<(Metadata, Revision)>> {
-        let Some((bytes, revision)) = self.barrier.get(&self.meta_key(path)).await? else {
+    /// A secret's metadata, shared: decoded once per write thanks to the barrier's cache.
+    async fn load_meta(&self, path: &str) -> ApiResult<Option<(Arc<Metadata>, Revision)>> {
+        let Some((meta, revision)) = self
+            .barrier
+            .get_parsed(&self.meta_key(path), |bytes| {
+                serde_json::from_slice::<Metadata>(bytes)
+            })
+            .await?
+        else {
             return Ok(None);
         };
-        let meta = serde_json::from_slice(&bytes)
+        let meta = meta
             .map_err(|e| ApiError::internal(format!("metadata of {path:?} is corrupt: {e}")))?;
         Ok(Some((meta, revision)))
+    }
+
+    /// A secret's metadata, to change and store back.
+    async fn load_meta_owned(&self, path: &str) -> ApiResult<Option<(Metadata, Revision)>> {
+        Ok(self
+            .load_meta(path)
+            .await?
+            .map(|(meta, revision)| (Arc::unwrap_or_clone(meta), revision)))
     }
 
     async fn store_meta(
@@ -479,7 +494,7 @@ impl Kv {
         let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&data).map_err(ApiError::internal)?);
         loop {
             let now = Utc::now();
-            let (mut meta, revision) = match self.load_meta(path).await? {
+            let (mut meta, revision) = match self.load_meta_owned(path).await? {
                 Some((m, r)) => (m, Some(r)),
                 None => (Metadata::new(now), None),
             };
@@ -653,7 +668,7 @@ impl Kv {
         mut change: impl FnMut(&mut Metadata, DateTime<Utc>) -> ApiResult<Vec<String>>,
     ) -> ApiResult<bool> {
         loop {
-            let Some((mut meta, revision)) = self.load_meta(path).await? else {
+            let Some((mut meta, revision)) = self.load_meta_owned(path).await? else {
                 return Ok(false);
             };
             let blobs = change(&mut meta, Utc::now())?;
@@ -700,7 +715,7 @@ impl Kv {
         };
         loop {
             let now = Utc::now();
-            let (mut meta, revision) = match self.load_meta(path).await? {
+            let (mut meta, revision) = match self.load_meta_owned(path).await? {
                 Some((m, r)) => (m, Some(r)),
                 None if patch => return Err(ApiError::not_found()),
                 None => (Metadata::new(now), None),

@@ -318,7 +318,7 @@ async fn patch_merges_into_a_new_version() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    assert_eq!(missing.body("r"), None, "a bare 404, as Vault answers");
+    assert_eq!(missing.into_body("r"), None, "a bare 404, as Vault answers");
     let bad_cas = kv
         .handle(
             Operation::Patch,

@@ -345,6 +345,22 @@ impl Transit {
         }
     }
 
+    /// Whether `op` on `path` only computes (encrypt, decrypt, rewrap, datakey with an
+    /// existing key: `Update`, never the upserting `Create`): it changes nothing, so it
+    /// may be audited like a read, request and response together.
+    pub fn is_side_effect_free(op: Operation, path: &str) -> bool {
+        op == Operation::Update
+            && matches!(
+                Self::route(path),
+                Some(
+                    Target::Encrypt(_)
+                        | Target::Decrypt(_)
+                        | Target::Rewrap(_)
+                        | Target::Datakey(..)
+                )
+            )
+    }
+
     /// Serves one request; `path` is relative to the mount.
     pub async fn handle(&self, op: Operation, path: &str, req: &Request) -> ApiResult<Response> {
         let write = matches!(op, Operation::Create | Operation::Update);

@@ -126,6 +126,14 @@ pub(crate) enum MountKind {
     Transit,
 }
 
+/// What is cached per token accessor.
+struct CachedAuthz {
+    acl: Arc<Acl>,
+    /// Filled by the first audited request (tokens with a use limit are never cached:
+    /// their entries show the remaining uses).
+    audit: Option<Arc<AuditAuth>>,
+}
+
 /// The most ACLs kept; past this the cache starts over (cheap to rebuild).
 const ACL_CACHE_LIMIT: usize = 4096;
 
@@ -140,9 +148,9 @@ pub struct Vault {
     pub(crate) audit: AuditBroker,
     pub(crate) cluster: ClusterInfo,
     pub(crate) config: VaultConfig,
-    /// ACLs by token accessor (a token's policies never change), valid for one policy-store
-    /// generation; cleared when identities change.
-    acl_cache: Mutex<(u64, HashMap<String, Arc<Acl>>)>,
+    /// ACLs (and how audit entries show the token) by token accessor — a token's policies
+    /// never change — valid for one policy-store generation; cleared when identities change.
+    acl_cache: Mutex<(u64, HashMap<String, CachedAuthz>)>,
     /// (route prefix, mount type, accessor) for every routed mount, computed once: the
     /// accessors are derived with HMACs, too costly to redo for every audit entry.
     mount_index: Vec<(&'static str, String, String)>,
@@ -416,10 +424,17 @@ impl Vault {
         }
 
         // Nothing is served unaudited. A request with side effects is recorded before it
-        // runs; a read (no side effects, no use counted) is recorded together with its
-        // response, in one write, before the response is released.
-        let record_first =
-            !matches!(op, Operation::Read | Operation::List) || caller.entry.claims.uses > 0;
+        // runs; a read or a pure computation (transit encrypt/decrypt; no side effects, no
+        // use counted) is recorded together with its response, in one write, before the
+        // response is released.
+        let side_effect_free = match (op, route) {
+            (Operation::Read | Operation::List, _) => true,
+            (_, Some((MountKind::Transit, prefix))) => {
+                Transit::is_side_effect_free(op, &req.path[prefix.len()..])
+            }
+            _ => false,
+        };
+        let record_first = !side_effect_free || caller.entry.claims.uses > 0;
         if record_first && let Err(e) = self.audit.log_request(&record, &entry).await {
             tracing::error!(error = %e, path = %req.path, "refusing request: no audit device could record it");
             return Reply::error(&ApiError::internal("internal error"));
@@ -484,7 +499,7 @@ impl Vault {
         match result {
             Ok(response) => Reply {
                 status: response.status(),
-                body: response.body(&req.id),
+                body: response.into_body(&req.id),
                 retry_after: None,
             },
             Err(e) => Reply::error(&e),
@@ -536,9 +551,9 @@ impl Vault {
         {
             let cache = self.acl_cache.lock().unwrap_or_else(|e| e.into_inner());
             if cache.0 == generation
-                && let Some(acl) = cache.1.get(accessor)
+                && let Some(cached) = cache.1.get(accessor)
             {
-                return acl.clone();
+                return cached.acl.clone();
             }
         }
         let identity_policies = self.identity.policies_for(&entry.claims.ent);
@@ -558,7 +573,13 @@ impl Vault {
         if cache.0 != generation || cache.1.len() >= ACL_CACHE_LIMIT {
             *cache = (generation, HashMap::new());
         }
-        cache.1.insert(accessor.to_string(), acl.clone());
+        cache.1.insert(
+            accessor.to_string(),
+            CachedAuthz {
+                acl: acl.clone(),
+                audit: None,
+            },
+        );
         acl
     }
 
@@ -580,7 +601,36 @@ impl Vault {
         }
     }
 
-    fn audit_auth(&self, caller: &Caller) -> AuditAuth {
+    /// How audit entries show the caller's token; built once per token (see [`CachedAuthz`]).
+    fn audit_auth(&self, caller: &Caller) -> Arc<AuditAuth> {
+        let cacheable = caller.entry.claims.uses == 0 && !caller.entry.is_root();
+        let accessor = caller.entry.accessor();
+        if cacheable
+            && let Some(audit) = self
+                .acl_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .1
+                .get(accessor)
+                .and_then(|c| c.audit.clone())
+        {
+            return audit;
+        }
+        let audit = Arc::new(self.build_audit_auth(caller));
+        if cacheable
+            && let Some(cached) = self
+                .acl_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .1
+                .get_mut(accessor)
+        {
+            cached.audit = Some(audit.clone());
+        }
+        audit
+    }
+
+    fn build_audit_auth(&self, caller: &Caller) -> AuditAuth {
         let c = &caller.entry.claims;
         let identity_policies = self.identity.policies_for(&c.ent);
         AuditAuth {

@@ -616,9 +616,17 @@ async fn an_abandoned_watch_frees_its_slot() {
     // ...then drop it, as hyper drops a disconnected client's request.
     drop(watch);
     assert_eq!(h.vault.watch_limits.in_use(&accessor), (0, 0));
-    // Its audit record is complete: the request, then how it ended.
-    let log = std::fs::read_to_string(&h.audit_path).unwrap();
-    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    // Its audit record is complete: the request, then how it ended (queued when the
+    // request was dropped; the audit writer records it right after).
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let log = std::fs::read_to_string(&h.audit_path).unwrap();
+        last = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        if last["type"] == "response" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(last["type"], "response");
     assert_eq!(last["request"]["path"], crate::watch::WATCH_PATH);
     assert_eq!(last["response"]["status_code"], 499, "{last}");
