@@ -7,9 +7,12 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::{AuditAuth, AuditRequest, AuditResponse, Device};
 
 /// `hmac-sha256:` and 64 hex digits.
+#[derive(Clone)]
 pub(super) struct HashStr([u8; 76]);
 
 impl HashStr {
@@ -331,53 +334,59 @@ pub(super) fn shared_part(
     request: &AuditRequest<'_>,
     device: &Device,
 ) -> serde_json::Result<Vec<u8>> {
-    // The caller's token appears in several places: hash it once.
-    let token_hash = request
-        .client_token
-        .as_deref()
-        .filter(|_| !device.log_raw)
-        .map(|t| device.hash_str(t));
+    let auth_part = match auth {
+        Some(a) if a.accessor.is_some() => device.cached_auth_part(a)?,
+        other => Arc::new(AuthPart::encode(other, device)?),
+    };
+    // The caller's token and accessor appear in the request part too: reuse their hashes.
     let same_token = auth.and_then(|a| a.client_token.as_ref()) == request.client_token.as_ref();
-    // And the accessor, when it is hashed and the same in both places.
-    let accessor_hash = request
-        .client_token_accessor
-        .as_deref()
-        .filter(|_| !device.log_raw && device.hmac_accessor)
-        .filter(|a| auth.and_then(|x| x.accessor.as_deref()) == Some(*a))
-        .map(|a| device.hash_str(a));
-    let part = SharedOut {
-        auth: AuthOut {
-            auth,
-            device,
-            token_hash: token_hash.as_ref().filter(|_| same_token),
-            accessor_hash: accessor_hash.as_ref(),
-        },
-        request: RequestOut {
-            req: request,
-            device,
-            token_hash: token_hash.as_ref(),
-            accessor_hash: accessor_hash.as_ref(),
-        },
+    let same_accessor =
+        auth.and_then(|a| a.accessor.as_ref()) == request.client_token_accessor.as_ref();
+    let part = RequestOut {
+        req: request,
+        device,
+        token_hash: auth_part.token_hash.as_ref().filter(|_| same_token),
+        accessor_hash: auth_part.accessor_hash.as_ref().filter(|_| same_accessor),
     };
     let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"\"auth\":");
+    out.extend_from_slice(&auth_part.json);
+    out.extend_from_slice(b",\"request\":");
     serde_json::to_writer(&mut out, &part)?;
-    // Drop the braces: the part is spliced into each line.
-    out.pop();
-    out.remove(0);
     Ok(out)
 }
 
-struct SharedOut<'a> {
-    auth: AuthOut<'a>,
-    request: RequestOut<'a>,
+/// A token's `auth` object as the device writes it, with the HMACs of its token and
+/// accessor (reused in the request part). The same for every request the token makes.
+pub(super) struct AuthPart {
+    /// What this was encoded from: a cached part is reused only for an equal `auth`.
+    pub(super) source: Option<AuditAuth>,
+    token_hash: Option<HashStr>,
+    accessor_hash: Option<HashStr>,
+    json: Vec<u8>,
 }
 
-impl Serialize for SharedOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("auth", &self.auth)?;
-        m.serialize_entry("request", &self.request)?;
-        m.end()
+impl AuthPart {
+    pub(super) fn encode(auth: Option<&AuditAuth>, device: &Device) -> serde_json::Result<AuthPart> {
+        let hashed = |value: Option<&String>, accessor: bool| {
+            value
+                .filter(|_| !device.log_raw && (!accessor || device.hmac_accessor))
+                .map(|v| device.hash_str(v))
+        };
+        let token_hash = hashed(auth.and_then(|a| a.client_token.as_ref()), false);
+        let accessor_hash = hashed(auth.and_then(|a| a.accessor.as_ref()), true);
+        let json = serde_json::to_vec(&AuthOut {
+            auth,
+            device,
+            token_hash: token_hash.as_ref(),
+            accessor_hash: accessor_hash.as_ref(),
+        })?;
+        Ok(AuthPart {
+            source: auth.cloned(),
+            token_hash,
+            accessor_hash,
+            json,
+        })
     }
 }
 

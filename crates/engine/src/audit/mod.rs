@@ -10,7 +10,7 @@
 //! - Fail closed: [`AuditBroker::log_request`] fails when devices are enabled and none of
 //!   them could record the entry; the router then refuses the request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -29,7 +29,7 @@ pub use sink::Sink;
 pub use verify::{ChainBreak, ChainReport, GENESIS_HASH, VerifyError, verify_chain, verify_file};
 
 /// The token a request carried and what it allowed, as audit entries show it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditAuth {
     pub client_token: Option<String>,
     pub accessor: Option<String>,
@@ -170,7 +170,13 @@ struct Device {
     log_raw: bool,
     queue: Mutex<Queue>,
     chain: Mutex<ChainState>,
+    /// Encoded `auth` parts by token accessor: a token's part only changes when its
+    /// identity's policies (or remaining uses) do, and it costs two HMACs to build.
+    auth_parts: Mutex<HashMap<String, Arc<encode::AuthPart>>>,
 }
+
+/// The most `auth` parts a device keeps; past this it starts over (cheap to rebuild).
+const AUTH_PART_CACHE_LIMIT: usize = 4096;
 
 impl Device {
     fn new(path: String, file_path: String, cfg: (&[u8; 32], bool, bool), chain: ChainState) -> Self {
@@ -187,7 +193,27 @@ impl Device {
                 flushing: false,
             }),
             chain: Mutex::new(chain),
+            auth_parts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The encoded `auth` part for `auth` (which has an accessor), from the cache when an
+    /// equal one was encoded before.
+    fn cached_auth_part(&self, auth: &AuditAuth) -> serde_json::Result<Arc<encode::AuthPart>> {
+        let accessor = auth.accessor.as_deref().unwrap_or_default();
+        let lock = || self.auth_parts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(part) = lock().get(accessor)
+            && part.source.as_ref() == Some(auth)
+        {
+            return Ok(part.clone());
+        }
+        let part = Arc::new(encode::AuthPart::encode(Some(auth), self)?);
+        let mut cache = lock();
+        if cache.len() >= AUTH_PART_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(accessor.to_string(), part.clone());
+        Ok(part)
     }
 
     fn hash(&self, value: &str) -> String {

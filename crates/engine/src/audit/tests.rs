@@ -447,3 +447,37 @@ proptest::proptest! {
         let _ = verify_chain(Cursor::new(bytes));
     }
 }
+
+/// A token's `auth` part is encoded once and reused, but never when what it shows changed
+/// (an identity's policies, a use-limited token's remaining uses).
+#[test]
+fn cached_auth_parts_follow_changes() {
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let broker = AuditBroker::new();
+    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    let body = body("x");
+    let req = request(&body);
+    let mut changed = auth();
+    changed.identity_policies = vec!["team".into()];
+    changed.remaining_uses = Some(3);
+    for a in [auth(), auth(), changed.clone(), auth()] {
+        block_on(broker.log_request(&broker.record(Some(&a), &req), &req)).unwrap();
+    }
+    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["auth"], lines[1]["auth"]);
+    assert_eq!(lines[2]["auth"]["identity_policies"], json!(["team"]));
+    assert_eq!(lines[2]["auth"]["remaining_uses"], 3);
+    assert_eq!(lines[3]["auth"], lines[0]["auth"]);
+    let token_hash = broker.hash("memory/", "svs.the-token").unwrap();
+    let accessor_hash = broker.hash("memory/", "the-accessor").unwrap();
+    for line in &lines {
+        assert_eq!(line["auth"]["client_token"], token_hash);
+        assert_eq!(line["request"]["client_token"], token_hash);
+        assert_eq!(line["auth"]["accessor"], accessor_hash);
+        assert_eq!(line["request"]["client_token_accessor"], accessor_hash);
+    }
+}
