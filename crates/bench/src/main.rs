@@ -5,7 +5,10 @@
 //! keep-alive HTTP/1.1 client: `--concurrency` connections, each sending requests back to
 //! back for `--duration`. Figures: requests/s, p50/p99/p99.9 latency, each as a ratio to
 //! the bare server and to OpenBao, each server's CPU time per request (steady even on a
-//! busy machine, unlike requests/s) and each server's peak RSS.
+//! busy machine, unlike requests/s) and each server's peak RSS. The ceiling is measured
+//! right before each secretvault workload (the bare server stays up), so a ratio compares
+//! two figures taken under the same conditions; `--rounds N` repeats each pair and keeps
+//! the median.
 //!
 //! `secretvault-bench agent` instead measures the agent's footprint (binary size, memory,
 //! CPU, time to the first file) next to `bao agent` rendering the same templates from the
@@ -48,6 +51,10 @@ pub struct Args {
     /// OpenBao's binary (default: $BAO_BIN, else `bao` on PATH).
     #[arg(long, env = "BAO_BIN")]
     pub bao_bin: Option<PathBuf>,
+    /// Measure each secretvault workload this many times, each time right after the bare
+    /// ceiling, and report the round with the median ratio (steadier on a noisy machine).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=15))]
+    pub rounds: u32,
     /// Skip OpenBao (its figures and ratios are then missing).
     #[arg(long)]
     pub skip_openbao: bool,

