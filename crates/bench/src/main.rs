@@ -132,5 +132,15 @@ mod tests {
         let plain = Args::try_parse_from(["secretvault-bench"]).unwrap();
         assert!(plain.command.is_none());
         assert_eq!(plain.duration, Duration::from_secs(10));
+        assert_eq!(plain.rounds, 1);
+    }
+
+    #[test]
+    fn rounds_are_bounded() {
+        let three = Args::try_parse_from(["secretvault-bench", "--rounds", "3"]).unwrap();
+        assert_eq!(three.rounds, 3);
+        for bad in ["0", "16", "x"] {
+            assert!(Args::try_parse_from(["secretvault-bench", "--rounds", bad]).is_err());
+        }
     }
 }

@@ -456,7 +456,8 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
     };
     let (ours, root) = start_secretvault(args.server_bin.as_deref()).await?;
     let specs = prepare(ours.addr, &root, &payload).await?;
-    let (secretvault, ceilings) = measure("secretvault", &ours, specs, args, Some(&ceiling)).await?;
+    let (secretvault, ceilings) =
+        measure("secretvault", &ours, specs, args, Some(&ceiling)).await?;
     drop(ours);
     let bare = ServerResult {
         name: "bare hyper",

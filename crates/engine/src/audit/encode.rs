@@ -367,7 +367,10 @@ pub(super) struct AuthPart {
 }
 
 impl AuthPart {
-    pub(super) fn encode(auth: Option<&AuditAuth>, device: &Device) -> serde_json::Result<AuthPart> {
+    pub(super) fn encode(
+        auth: Option<&AuditAuth>,
+        device: &Device,
+    ) -> serde_json::Result<AuthPart> {
         let hashed = |value: Option<&String>, accessor: bool| {
             value
                 .filter(|_| !device.log_raw && (!accessor || device.hmac_accessor))

@@ -179,7 +179,12 @@ struct Device {
 const AUTH_PART_CACHE_LIMIT: usize = 4096;
 
 impl Device {
-    fn new(path: String, file_path: String, cfg: (&[u8; 32], bool, bool), chain: ChainState) -> Self {
+    fn new(
+        path: String,
+        file_path: String,
+        cfg: (&[u8; 32], bool, bool),
+        chain: ChainState,
+    ) -> Self {
         let (salt, hmac_accessor, log_raw) = cfg;
         Device {
             path,
@@ -467,7 +472,11 @@ impl AuditBroker {
     }
 
     /// Records a request before it is served.
-    pub async fn log_request(&self, record: &AuditRecord, req: &AuditRequest<'_>) -> Result<(), AuditError> {
+    pub async fn log_request(
+        &self,
+        record: &AuditRecord,
+        req: &AuditRequest<'_>,
+    ) -> Result<(), AuditError> {
         record.write(req, true, None).await
     }
 
@@ -525,7 +534,11 @@ impl AuditRecord {
         for (device, shared) in &self.devices {
             let request = request_line.then(|| encode::line_body(&time, shared, None, device));
             let response = resp.map(|r| encode::line_body(&time, shared, Some((req, r)), device));
-            match request.into_iter().chain(response).collect::<serde_json::Result<Vec<_>>>() {
+            match request
+                .into_iter()
+                .chain(response)
+                .collect::<serde_json::Result<Vec<_>>>()
+            {
                 Ok(bodies) if bodies.is_empty() => {}
                 Ok(bodies) => batches.push(device.enqueue(bodies)),
                 Err(e) => {

@@ -325,7 +325,15 @@ fn writes_inline_outside_a_runtime() {
     let req = request(&body);
     let record = broker.record(None, &req);
     futures::executor::block_on(broker.log_request(&record, &req)).unwrap();
-    assert_eq!(buffer.lock().unwrap().iter().filter(|b| **b == b'\n').count(), 1);
+    assert_eq!(
+        buffer
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count(),
+        1
+    );
 }
 
 /// A batch that fails is reported to everyone in it, and leaves no gap: later lines chain

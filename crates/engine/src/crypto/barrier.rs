@@ -320,9 +320,12 @@ mod tests {
     async fn decoded_values_are_cached_until_the_next_write() {
         let dir = tempfile::tempdir().unwrap();
         let backend = Arc::new(crate::storage::RedbBackend::open(&dir.path().join("db")).unwrap());
-        let barrier = Barrier::open(backend, RootKey::from_bytes(zeroize::Zeroizing::new([7; 32])))
-            .await
-            .unwrap();
+        let barrier = Barrier::open(
+            backend,
+            RootKey::from_bytes(zeroize::Zeroizing::new([7; 32])),
+        )
+        .await
+        .unwrap();
         let parses = std::sync::atomic::AtomicUsize::new(0);
         let decode = |bytes: &[u8]| {
             parses.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -333,19 +336,32 @@ mod tests {
             let (value, _) = barrier.get_parsed("m", decode).await.unwrap().unwrap();
             assert_eq!(*value.unwrap(), "one");
         }
-        assert_eq!(parses.load(std::sync::atomic::Ordering::SeqCst), 1, "decoded once");
+        assert_eq!(
+            parses.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "decoded once"
+        );
         let revision = barrier.put("m", b"two", Precondition::None).await.unwrap();
         let (value, seen) = barrier.get_parsed("m", decode).await.unwrap().unwrap();
         assert_eq!(*value.unwrap(), "two", "a write replaces the decoded value");
         assert_eq!(seen, revision);
         // A decoding failure is reported, and not cached.
-        barrier.put("bad", &[0xff], Precondition::None).await.unwrap();
+        barrier
+            .put("bad", &[0xff], Precondition::None)
+            .await
+            .unwrap();
         for _ in 0..2 {
             let (value, _) = barrier.get_parsed("bad", decode).await.unwrap().unwrap();
             assert!(value.is_err());
         }
         assert_eq!(parses.load(std::sync::atomic::Ordering::SeqCst), 4);
-        assert!(barrier.get_parsed("absent", decode).await.unwrap().is_none());
+        assert!(
+            barrier
+                .get_parsed("absent", decode)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]

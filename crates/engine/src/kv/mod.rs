@@ -321,8 +321,8 @@ impl Kv {
         else {
             return Ok(None);
         };
-        let meta = meta
-            .map_err(|e| ApiError::internal(format!("metadata of {path:?} is corrupt: {e}")))?;
+        let meta =
+            meta.map_err(|e| ApiError::internal(format!("metadata of {path:?} is corrupt: {e}")))?;
         Ok(Some((meta, revision)))
     }
 

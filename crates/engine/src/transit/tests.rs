@@ -1569,13 +1569,19 @@ fn router_req(token: &str, path: &str, body: Value) -> Request {
 #[test]
 fn only_computations_with_existing_keys_are_side_effect_free() {
     for path in ["encrypt/k", "decrypt/k", "rewrap/k", "datakey/plaintext/k"] {
-        assert!(Transit::is_side_effect_free(Operation::Update, path), "{path}");
+        assert!(
+            Transit::is_side_effect_free(Operation::Update, path),
+            "{path}"
+        );
     }
     assert!(
         !Transit::is_side_effect_free(Operation::Create, "encrypt/k"),
         "an upserting encrypt creates the key"
     );
     for path in ["keys/k", "keys/k/rotate", "keys/k/config", "keys/k/trim"] {
-        assert!(!Transit::is_side_effect_free(Operation::Update, path), "{path}");
+        assert!(
+            !Transit::is_side_effect_free(Operation::Update, path),
+            "{path}"
+        );
     }
 }
