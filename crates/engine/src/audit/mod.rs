@@ -228,8 +228,8 @@ impl Device {
     /// Queues lines for the next write (group commit) and returns the batch to wait on.
     ///
     /// Inside a tokio runtime the write is done by a flush task that first lets every
-    /// other ready task run, so the requests in flight share one `write(2)` — the same
-    /// trade redb makes for storage commits. Outside a runtime the lines are written
+    /// other ready task run, so the requests in flight share one `write(2)` — the trade
+    /// the redb backend makes for its commits. Outside a runtime the lines are written
     /// before this returns.
     fn enqueue(self: &Arc<Self>, bodies: impl IntoIterator<Item = Vec<u8>>) -> Arc<Batch> {
         let (batch, start_flush) = {
