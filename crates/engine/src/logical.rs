@@ -266,33 +266,47 @@ pub type ApiResult<T = Response> = Result<T, ApiError>;
 /// what every timestamp in Vault's JSON looks like.
 pub fn format_time(t: &DateTime<Utc>) -> String {
     use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
-    // Written by hand: chrono's strftime parser showed up in profiles of the audit path.
-    let mut out = String::with_capacity(30);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    // Written by hand, digits included: this runs for every audit entry and every KV read,
+    // and both chrono's formatter and `write!` showed up in their profiles.
+    fn push_digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
+        let mut digits = [b'0'; 10];
+        for d in digits[..width].iter_mut().rev() {
+            *d = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        out.extend_from_slice(&digits[..width]);
+    }
+    let mut out = Vec::with_capacity(30);
+    // Years outside 0..=9999 (outside RFC 3339) as Go prints them: a sign, and at least
+    // four digits.
+    let year = t.year();
+    if year < 0 {
+        out.push(b'-');
+    }
+    let year = year.unsigned_abs();
+    let width = (year.checked_ilog10().unwrap_or(0) as usize + 1).max(4);
+    push_digits(&mut out, year, width);
+    for (separator, value) in [
+        (b'-', t.month()),
+        (b'-', t.day()),
+        (b'T', t.hour()),
+        (b':', t.minute()),
+        (b':', t.second()),
+    ] {
+        out.push(separator);
+        push_digits(&mut out, value, 2);
+    }
     let nanos = t.timestamp_subsec_nanos();
     if nanos != 0 {
-        let mut digits = [0u8; 9];
-        let mut n = nanos;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
+        let mut digits = Vec::with_capacity(9);
+        push_digits(&mut digits, nanos, 9);
         let len = digits.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
-        out.push('.');
-        out.push_str(std::str::from_utf8(&digits[..len]).unwrap_or(""));
+        out.push(b'.');
+        out.extend_from_slice(&digits[..len]);
     }
-    out.push('Z');
-    out
+    out.push(b'Z');
+    // Only ASCII digits and separators were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Typed access to request fields, with Vault's error wording for wrong types.
@@ -518,6 +532,29 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(format_time(&t), "2026-11-23T07:52:22Z");
+        let far = chrono::NaiveDate::from_ymd_opt(12345, 1, 2)
+            .unwrap()
+            .and_hms_opt(3, 4, 5)
+            .unwrap()
+            .and_utc();
+        assert_eq!(format_time(&far), "12345-01-02T03:04:05Z");
+        let early = chrono::NaiveDate::from_ymd_opt(-1, 1, 2)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        assert_eq!(format_time(&early), "-0001-01-02T00:00:00Z");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn times_read_back_exactly(secs in 0i64..253_402_300_799, nanos in 0u32..1_000_000_000) {
+            let t = DateTime::from_timestamp(secs, nanos).unwrap();
+            let text = format_time(&t);
+            proptest::prop_assert_eq!(DateTime::parse_from_rfc3339(&text).unwrap(), t);
+            // Go trims every trailing zero of the fraction.
+            proptest::prop_assert!(!text.trim_end_matches('Z').ends_with('0') || nanos == 0);
+        }
     }
 
     #[test]

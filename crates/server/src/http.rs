@@ -175,8 +175,11 @@ fn request_id() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut bytes);
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
+        .hyphenated()
+        .encode_lower(&mut text)
         .to_string()
 }
 
@@ -296,12 +299,16 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
 }
 
 fn json_response(status: u16, body: Option<&Value>) -> warp::reply::Response {
-    let bytes = body
-        .map(|b| serde_json::to_vec(b).unwrap_or_default())
-        .map(|mut v| {
-            v.push(b'\n');
-            Bytes::from(v)
-        });
+    let bytes = body.map(|b| {
+        // Sized for a typical reply (a KV read is ~600 bytes), so it is written without
+        // reallocating.
+        let mut out = Vec::with_capacity(1024);
+        if serde_json::to_writer(&mut out, b).is_err() {
+            out.clear();
+        }
+        out.push(b'\n');
+        Bytes::from(out)
+    });
     let mut response = warp::reply::Response::new(bytes.unwrap_or_default().into());
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

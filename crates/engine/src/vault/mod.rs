@@ -317,7 +317,9 @@ impl Vault {
         if req.id.is_empty() {
             req.id = uuid::Uuid::new_v4().to_string();
         }
-        req.path = req.path.trim_start_matches('/').to_string();
+        if req.path.starts_with('/') {
+            req.path = req.path.trim_start_matches('/').to_string();
+        }
         if req.operation == Some(Operation::List) && !req.path.ends_with('/') {
             req.path.push('/');
         }
