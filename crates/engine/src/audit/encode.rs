@@ -3,11 +3,11 @@
 //! request, so it avoids allocation: the profile of the KV read path was dominated by
 //! building and dropping `serde_json::Value` maps here.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
-
-use std::sync::Arc;
 
 use super::{AuditAuth, AuditRequest, AuditResponse, Device};
 
@@ -53,6 +53,29 @@ impl Serialize for Secret<'_> {
             s.serialize_str(self.value)
         } else {
             s.serialize_str(self.device.hash_str(self.value).as_str())
+        }
+    }
+}
+
+/// A secret string whose HMAC may already be known (a token or accessor that appears in
+/// several places of a line): the known hash is written, else it is hashed now.
+struct Prehashed<'a> {
+    value: &'a str,
+    hash: Option<&'a HashStr>,
+    device: &'a Device,
+    accessor: bool,
+}
+
+impl Serialize for Prehashed<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.hash {
+            Some(hash) => s.serialize_str(hash.as_str()),
+            None => Secret {
+                value: self.value,
+                device: self.device,
+                accessor: self.accessor,
+            }
+            .serialize(s),
         }
     }
 }
@@ -139,29 +162,27 @@ impl Serialize for AuthOut<'_> {
             return m.end();
         };
         let device = self.device;
-        match (&a.client_token, self.token_hash) {
-            (Some(_), Some(hash)) => m.serialize_entry("client_token", hash.as_str())?,
-            (Some(t), None) => m.serialize_entry(
+        if let Some(value) = &a.client_token {
+            m.serialize_entry(
                 "client_token",
-                &Secret {
-                    value: t,
+                &Prehashed {
+                    value,
+                    hash: self.token_hash,
                     device,
                     accessor: false,
                 },
-            )?,
-            (None, _) => {}
+            )?;
         }
-        match (&a.accessor, self.accessor_hash) {
-            (Some(_), Some(hash)) => m.serialize_entry("accessor", hash.as_str())?,
-            (Some(t), None) => m.serialize_entry(
+        if let Some(value) = &a.accessor {
+            m.serialize_entry(
                 "accessor",
-                &Secret {
-                    value: t,
+                &Prehashed {
+                    value,
+                    hash: self.accessor_hash,
                     device,
                     accessor: true,
                 },
-            )?,
-            (None, _) => {}
+            )?;
         }
         if !a.display_name.is_empty() {
             m.serialize_entry("display_name", &a.display_name)?;
@@ -235,29 +256,27 @@ impl Serialize for RequestOut<'_> {
             m.serialize_entry("mount_type", &req.mount_type)?;
             m.serialize_entry("mount_accessor", &req.mount_accessor)?;
         }
-        match (&req.client_token, self.token_hash) {
-            (Some(_), Some(hash)) => m.serialize_entry("client_token", hash.as_str())?,
-            (Some(t), None) => m.serialize_entry(
+        if let Some(value) = &req.client_token {
+            m.serialize_entry(
                 "client_token",
-                &Secret {
-                    value: t,
+                &Prehashed {
+                    value,
+                    hash: self.token_hash,
                     device,
                     accessor: false,
                 },
-            )?,
-            (None, _) => {}
+            )?;
         }
-        match (&req.client_token_accessor, self.accessor_hash) {
-            (Some(_), Some(hash)) => m.serialize_entry("client_token_accessor", hash.as_str())?,
-            (Some(t), None) => m.serialize_entry(
+        if let Some(value) = &req.client_token_accessor {
+            m.serialize_entry(
                 "client_token_accessor",
-                &Secret {
-                    value: t,
+                &Prehashed {
+                    value,
+                    hash: self.accessor_hash,
                     device,
                     accessor: true,
                 },
-            )?,
-            (None, _) => {}
+            )?;
         }
         m.serialize_entry("namespace", &NamespaceRoot)?;
         m.serialize_entry("path", &req.path)?;
