@@ -268,12 +268,16 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
     use chrono::{Datelike, Timelike};
     // Written by hand, digits included: this runs for every audit entry and every KV read,
     // and both chrono's formatter and `write!` showed up in their profiles.
-    fn push_digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
+    fn digits(mut value: u32, width: usize) -> ([u8; 10], usize) {
         let mut digits = [b'0'; 10];
         for d in digits[..width].iter_mut().rev() {
             *d = b'0' + (value % 10) as u8;
             value /= 10;
         }
+        (digits, width)
+    }
+    fn push_digits(out: &mut Vec<u8>, value: u32, width: usize) {
+        let (digits, width) = digits(value, width);
         out.extend_from_slice(&digits[..width]);
     }
     let mut out = Vec::with_capacity(30);
@@ -298,11 +302,13 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
     }
     let nanos = t.timestamp_subsec_nanos();
     if nanos != 0 {
-        let mut digits = Vec::with_capacity(9);
-        push_digits(&mut digits, nanos, 9);
-        let len = digits.iter().rposition(|d| *d != b'0').map_or(0, |i| i + 1);
+        let (fraction, width) = digits(nanos, 9);
+        let len = fraction[..width]
+            .iter()
+            .rposition(|d| *d != b'0')
+            .map_or(0, |i| i + 1);
         out.push(b'.');
-        out.extend_from_slice(&digits[..len]);
+        out.extend_from_slice(&fraction[..len]);
     }
     out.push(b'Z');
     // Only ASCII digits and separators were written.

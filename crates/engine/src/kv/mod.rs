@@ -289,7 +289,8 @@ impl Kv {
     /// ([`MAX_KEY_LEN`](crate::storage::MAX_KEY_LEN) bytes); the metadata key is the
     /// longest of a secret's keys.
     fn path_too_long(&self, path: &str) -> Option<ApiError> {
-        let max = crate::storage::MAX_KEY_LEN - self.meta_key("").len();
+        // The longest storage key is the metadata key: prefix, "meta/", path.
+        let max = crate::storage::MAX_KEY_LEN - self.prefix.len() - "meta/".len();
         (path.len() > max).then(|| {
             ApiError::bad_request(format!(
                 "invalid secret path: it is {} bytes long; the longest this mount stores is {max} bytes",
