@@ -489,3 +489,33 @@ fn cached_auth_parts_follow_changes() {
         assert_eq!(line["request"]["client_token_accessor"], accessor_hash);
     }
 }
+
+/// Lines queued when the runtime shuts down (the flush task never got to run) are still
+/// written: the task's drop writes them.
+#[test]
+fn queued_lines_survive_runtime_shutdown() {
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let broker = AuditBroker::new();
+    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    let body = body("x");
+    let req = request(&body);
+    let response = AuditResponse {
+        status: 499,
+        error: Some("the client closed the connection".into()),
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let record = broker.record(Some(&auth()), &req);
+        broker.log_response_detached(&record, &req, &response);
+    });
+    assert!(
+        buffer.lock().unwrap().is_empty(),
+        "not written yet: the flush task has not run"
+    );
+    drop(runtime);
+    let recorded = buffer.lock().unwrap().clone();
+    assert_eq!(verify_chain(Cursor::new(recorded)).unwrap().lines, 1);
+}
