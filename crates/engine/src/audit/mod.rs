@@ -175,6 +175,9 @@ struct Device {
     auth_parts: Mutex<HashMap<String, Arc<encode::AuthPart>>>,
 }
 
+/// Lines after which a batch is written at once instead of waiting for the flush task.
+const FULL_BATCH_LINES: usize = 32;
+
 /// The most `auth` parts a device keeps; past this it starts over (cheap to rebuild).
 const AUTH_PART_CACHE_LIMIT: usize = 4096;
 
@@ -232,13 +235,27 @@ impl Device {
     /// the redb backend makes for its commits. Outside a runtime the lines are written
     /// before this returns.
     fn enqueue(self: &Arc<Self>, bodies: impl IntoIterator<Item = Vec<u8>>) -> Arc<Batch> {
-        let (batch, start_flush) = {
+        let (batch, start_flush, full) = {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             queue.bodies.extend(bodies);
-            let start = !queue.flushing;
-            queue.flushing = true;
-            (queue.batch.clone(), start)
+            let batch = queue.batch.clone();
+            if queue.bodies.len() >= FULL_BATCH_LINES {
+                // A full batch is written now, by the request that filled it, so writing
+                // overlaps with serving the next requests instead of everyone waiting for
+                // one large write.
+                let bodies = std::mem::take(&mut queue.bodies);
+                queue.batch = Batch::new();
+                (batch, false, Some(bodies))
+            } else {
+                let start = !queue.flushing;
+                queue.flushing = true;
+                (batch, start, None)
+            }
         };
+        if let Some(bodies) = full {
+            self.write_batch(&bodies, &batch);
+            return batch;
+        }
         if start_flush {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
@@ -273,12 +290,16 @@ impl Device {
             let batch = std::mem::replace(&mut queue.batch, Batch::new());
             (bodies, batch)
         };
-        let outcome = self.write_chained(&bodies);
+        self.write_batch(&bodies, &batch);
+        true
+    }
+
+    fn write_batch(&self, bodies: &[Vec<u8>], batch: &Batch) {
+        let outcome = self.write_chained(bodies);
         if let Err(e) = &outcome {
             tracing::error!(device = %self.path, error = %e, lines = bodies.len(), "audit device failed to record entries");
         }
         batch.complete(outcome.map_err(|e| e.to_string()));
-        true
     }
 
     /// Chains lines — `prev_hash` added, newline — and writes them together. The chain

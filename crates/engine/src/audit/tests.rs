@@ -519,3 +519,48 @@ fn queued_lines_survive_runtime_shutdown() {
     let recorded = buffer.lock().unwrap().clone();
     assert_eq!(verify_chain(Cursor::new(recorded)).unwrap().lines, 1);
 }
+
+/// A batch that reaches its size bound is written by the request that filled it, at once,
+/// rather than after every ready request has run.
+#[test]
+fn a_full_batch_is_written_at_once() {
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let broker = AuditBroker::new();
+    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    let body = body("x");
+    let req = request(&body);
+    let response = AuditResponse {
+        status: 200,
+        ..Default::default()
+    };
+    let lines = || {
+        buffer
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let record = broker.record(Some(&auth()), &req);
+        for _ in 0..super::FULL_BATCH_LINES - 1 {
+            broker.log_response_detached(&record, &req, &response);
+        }
+        assert_eq!(lines(), 0, "below the bound, lines wait for the flush task");
+        broker.log_response_detached(&record, &req, &response);
+        assert_eq!(
+            lines(),
+            super::FULL_BATCH_LINES,
+            "the full batch is written"
+        );
+    });
+    drop(runtime);
+    let recorded = buffer.lock().unwrap().clone();
+    assert_eq!(
+        verify_chain(Cursor::new(recorded)).unwrap().lines,
+        super::FULL_BATCH_LINES
+    );
+}
