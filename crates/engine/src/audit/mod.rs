@@ -127,6 +127,16 @@ struct Queue {
     flushing: bool,
 }
 
+impl Queue {
+    /// Takes the queued lines and their batch; later lines start a new batch.
+    fn take_batch(&mut self) -> (Vec<Vec<u8>>, Arc<Batch>) {
+        (
+            std::mem::take(&mut self.bodies),
+            std::mem::replace(&mut self.batch, Batch::new()),
+        )
+    }
+}
+
 /// One write of queued lines; everyone whose lines are in it waits for its outcome.
 struct Batch {
     outcome: OnceLock<Result<(), String>>,
@@ -243,8 +253,7 @@ impl Device {
                 // A full batch is written now, by the request that filled it, so writing
                 // overlaps with serving the next requests instead of everyone waiting for
                 // one large write.
-                let bodies = std::mem::take(&mut queue.bodies);
-                queue.batch = Batch::new();
+                let (bodies, _) = queue.take_batch();
                 (batch, false, Some(bodies))
             } else {
                 let start = !queue.flushing;
@@ -286,9 +295,7 @@ impl Device {
                 queue.flushing = false;
                 return false;
             }
-            let bodies = std::mem::take(&mut queue.bodies);
-            let batch = std::mem::replace(&mut queue.batch, Batch::new());
-            (bodies, batch)
+            queue.take_batch()
         };
         self.write_batch(&bodies, &batch);
         true

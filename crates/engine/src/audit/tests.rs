@@ -318,22 +318,12 @@ fn concurrent_requests_share_writes_and_keep_one_chain() {
 /// before the call returns.
 #[test]
 fn writes_inline_outside_a_runtime() {
-    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let broker = AuditBroker::new();
-    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    let (broker, buffer) = memory_broker();
     let body = body("x");
     let req = request(&body);
     let record = broker.record(None, &req);
     futures::executor::block_on(broker.log_request(&record, &req)).unwrap();
-    assert_eq!(
-        buffer
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count(),
-        1
-    );
+    assert_eq!(line_count(&buffer), 1);
 }
 
 /// A batch that fails is reported to everyone in it, and leaves no gap: later lines chain
@@ -398,6 +388,23 @@ impl Sink for FailingSink {
 
 struct MemorySink(Arc<std::sync::Mutex<Vec<u8>>>);
 
+/// A broker with one device writing into the returned buffer.
+fn memory_broker() -> (AuditBroker, Arc<std::sync::Mutex<Vec<u8>>>) {
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let broker = AuditBroker::new();
+    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    (broker, buffer)
+}
+
+fn line_count(buffer: &std::sync::Mutex<Vec<u8>>) -> usize {
+    buffer
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+}
+
 impl Sink for MemorySink {
     fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
         self.0.lock().unwrap().extend_from_slice(line);
@@ -431,9 +438,7 @@ fn fails_closed_only_when_no_device_records() {
 
 #[test]
 fn denied_requests_are_recorded_without_auth() {
-    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let broker = AuditBroker::new();
-    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    let (broker, buffer) = memory_broker();
     let response = AuditResponse {
         status: 403,
         error: Some("permission denied".into()),
@@ -460,9 +465,7 @@ proptest::proptest! {
 /// (an identity's policies, a use-limited token's remaining uses).
 #[test]
 fn cached_auth_parts_follow_changes() {
-    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let broker = AuditBroker::new();
-    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    let (broker, buffer) = memory_broker();
     let body = body("x");
     let req = request(&body);
     let mut changed = auth();
@@ -494,9 +497,7 @@ fn cached_auth_parts_follow_changes() {
 /// written: the task's drop writes them.
 #[test]
 fn queued_lines_survive_runtime_shutdown() {
-    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let broker = AuditBroker::new();
-    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    let (broker, buffer) = memory_broker();
     let body = body("x");
     let req = request(&body);
     let response = AuditResponse {
@@ -524,23 +525,14 @@ fn queued_lines_survive_runtime_shutdown() {
 /// rather than after every ready request has run.
 #[test]
 fn a_full_batch_is_written_at_once() {
-    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let broker = AuditBroker::new();
-    broker.enable_sink("memory/", Box::new(MemorySink(buffer.clone())), [2; 32]);
+    let (broker, buffer) = memory_broker();
     let body = body("x");
     let req = request(&body);
     let response = AuditResponse {
         status: 200,
         ..Default::default()
     };
-    let lines = || {
-        buffer
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-    };
+    let lines = || line_count(&buffer);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
