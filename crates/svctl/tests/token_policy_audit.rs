@@ -9,9 +9,21 @@ use std::time::{Duration, Instant};
 use secretvault_testsupport::{BAO_ROOT_TOKEN, BaoDev, free_loopback_port, require_bao};
 use support::{Cli, Harness, assert_same, key_paths, mask_rows, strip_json};
 
-/// Replaces a token's value and accessor with placeholders so two creations compare.
+/// Replaces a token's value and accessor with placeholders so two creations compare, and
+/// puts the `token_meta_*` rows in one order: `bao` prints them in Go's map order, which
+/// changes from run to run.
 fn mask_token_rows(text: &str) -> String {
-    mask_rows(text, &["token", "token_accessor"])
+    let masked = mask_rows(text, &["token", "token_accessor"]);
+    let mut lines: Vec<&str> = masked.lines().collect();
+    let meta: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("token_meta_"))
+        .collect();
+    let mut rows: Vec<&str> = meta.iter().map(|&i| lines[i]).collect();
+    rows.sort_unstable();
+    for (&i, row) in meta.iter().zip(rows) {
+        lines[i] = row;
+    }
+    lines.join("\n")
 }
 
 #[test]
