@@ -178,6 +178,51 @@ impl Response {
     }
 }
 
+impl Response {
+    /// Appends the JSON body [`Self::into_body`] would give to `out`; false when there is
+    /// no body. The common envelope (data or warnings, no token issued) is serialised
+    /// directly, without first building it as a JSON tree; anything else goes through
+    /// `into_body`. The bytes are the same either way (keys in the sorted order a
+    /// `serde_json` map writes them).
+    pub fn write_body(self, request_id: &str, out: &mut Vec<u8>) -> bool {
+        let plain = self.raw.is_none()
+            && self.auth.is_none()
+            && !self.data_also_at_top_level
+            && self.status() != 204
+            && (self.data.is_some() || !self.warnings.is_empty());
+        if !plain {
+            return match self.into_body(request_id) {
+                Some(body) => serde_json::to_writer(&mut *out, &body).is_ok(),
+                None => false,
+            };
+        }
+        let envelope = Envelope {
+            auth: None,
+            data: self.data.as_ref(),
+            lease_duration: 0,
+            lease_id: "",
+            renewable: false,
+            request_id,
+            warnings: (!self.warnings.is_empty()).then_some(&self.warnings),
+            wrap_info: None,
+        };
+        serde_json::to_writer(&mut *out, &envelope).is_ok()
+    }
+}
+
+/// Vault's response envelope, fields in the order a `serde_json` map sorts them.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    auth: Option<()>,
+    data: Option<&'a Value>,
+    lease_duration: u64,
+    lease_id: &'a str,
+    renewable: bool,
+    request_id: &'a str,
+    warnings: Option<&'a Vec<String>>,
+    wrap_info: Option<()>,
+}
+
 /// A failed request, as Vault reports it: a status code and `{"errors": [...]}`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {}", errors.join("; "))]
@@ -527,6 +572,66 @@ pub fn json_type_name(v: &Value) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The bytes the HTTP server sends are exactly the JSON of the body in-process callers
+    /// get, for every shape of response.
+    #[test]
+    fn written_bodies_match_the_json_body() {
+        let auth = Auth {
+            client_token: "s.token".into(),
+            accessor: "acc".into(),
+            policies: vec!["default".into()],
+            token_policies: vec!["default".into()],
+            identity_policies: vec![],
+            metadata: None,
+            lease_duration: 60,
+            renewable: true,
+            entity_id: String::new(),
+            token_type: "service",
+            orphan: false,
+            mfa_requirement: None,
+            num_uses: 0,
+        };
+        let data = json!({"data": {"value": "s3cr\"et\n", "n": 1.5}, "metadata": {"version": 2}});
+        let shapes: Vec<(&str, fn(Value, Auth) -> Response)> = vec![
+            ("data", |d, _| Response::data(d)),
+            ("warnings only", |_, _| Response {
+                warnings: vec!["careful".into()],
+                ..Default::default()
+            }),
+            ("data and warnings", |d, _| Response {
+                data: Some(d),
+                warnings: vec!["a".into(), "b".into()],
+                ..Default::default()
+            }),
+            ("auth", |_, a| Response {
+                auth: Some(a),
+                ..Default::default()
+            }),
+            ("raw", |d, _| Response::raw(429, d)),
+            ("top level", |d, _| Response {
+                data: Some(d),
+                data_also_at_top_level: true,
+                ..Default::default()
+            }),
+            ("404 with data", |d, _| Response {
+                status: Some(404),
+                data: Some(d),
+                ..Default::default()
+            }),
+            ("null data", |_, _| Response::data(Value::Null)),
+            ("no content", |_, _| Response::no_content()),
+            ("nothing to say", |_, _| Response::default()),
+        ];
+        for (name, make) in shapes {
+            let expected = make(data.clone(), auth.clone())
+                .into_body("req-1")
+                .map(|b| serde_json::to_vec(&b).unwrap());
+            let mut out = Vec::new();
+            let written = make(data.clone(), auth.clone()).write_body("req-1", &mut out);
+            assert_eq!(written.then_some(out), expected, "{name}");
+        }
+    }
 
     #[test]
     fn times_format_like_go() {

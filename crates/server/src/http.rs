@@ -14,7 +14,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use secretvault_engine::logical::{ApiError, Operation, Request};
-use secretvault_engine::vault::{Reply, Vault};
+use secretvault_engine::vault::{EncodedReply, Vault};
 use serde_json::{Map, Value};
 use warp::Filter;
 use warp::filters::path::FullPath;
@@ -67,7 +67,15 @@ pub fn routes(
         .and(warp::body::stream())
         .and(warp::any().map(move || vault.clone()))
         .and(warp::any().map(move || limits.clone()))
-        .then(handle);
+        // Boxed: the handler's future is several KB, and unboxed it would be moved (copied)
+        // through every layer of warp's and hyper's futures on each request.
+        .then(
+            |method, path, query, headers, client, body, vault, limits| {
+                Box::pin(handle(
+                    method, path, query, headers, client, body, vault, limits,
+                ))
+            },
+        );
     warp::get()
         .and(probes)
         .or(api)
@@ -108,7 +116,7 @@ where
             Err(e) => return error_response(&e),
         };
     let head = method == Method::HEAD;
-    let reply = vault.handle(request).await;
+    let reply = vault.handle_encoded(request).await;
     tracing::debug!(status = reply.status, "handled");
     reply_response(reply, head)
 }
@@ -298,14 +306,9 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request("request path or query is not valid UTF-8"))
 }
 
-fn json_response(status: u16, body: Option<&Value>) -> warp::reply::Response {
-    let bytes = body.map(|b| {
-        // Sized for a typical reply (a KV read is ~600 bytes), so it is written without
-        // reallocating.
-        let mut out = Vec::with_capacity(1024);
-        if serde_json::to_writer(&mut out, b).is_err() {
-            out.clear();
-        }
+fn json_response(status: u16, body: Option<Vec<u8>>) -> warp::reply::Response {
+    let has_body = body.is_some();
+    let bytes = body.map(|mut out| {
         out.push(b'\n');
         Bytes::from(out)
     });
@@ -313,7 +316,7 @@ fn json_response(status: u16, body: Option<&Value>) -> warp::reply::Response {
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    if body.is_some() {
+    if has_body {
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -327,8 +330,8 @@ fn json_response(status: u16, body: Option<&Value>) -> warp::reply::Response {
     response
 }
 
-fn reply_response(reply: Reply, head: bool) -> warp::reply::Response {
-    let body = if head { None } else { reply.body.as_ref() };
+fn reply_response(reply: EncodedReply, head: bool) -> warp::reply::Response {
+    let body = if head { None } else { reply.body };
     let mut response = json_response(reply.status, body);
     if let Some(seconds) = reply.retry_after {
         response
@@ -339,7 +342,7 @@ fn reply_response(reply: Reply, head: bool) -> warp::reply::Response {
 }
 
 fn error_response(e: &ApiError) -> warp::reply::Response {
-    json_response(e.status, Some(&e.body()))
+    json_response(e.status, serde_json::to_vec(&e.body()).ok())
 }
 
 #[cfg(test)]
@@ -374,15 +377,15 @@ mod tests {
 
     #[test]
     fn busy_replies_say_when_to_retry() {
-        let busy = Reply {
+        let busy = EncodedReply {
             status: 503,
-            body: Some(serde_json::json!({"errors": ["busy"]})),
+            body: Some(br#"{"errors":["busy"]}"#.to_vec()),
             retry_after: Some(1),
         };
         let response = reply_response(busy, false);
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
-        let ok = Reply {
+        let ok = EncodedReply {
             status: 200,
             body: None,
             retry_after: None,

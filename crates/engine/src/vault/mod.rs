@@ -76,6 +76,17 @@ pub struct Reply {
     pub retry_after: Option<u64>,
 }
 
+/// The outcome of one request with its body already serialised, as the HTTP server
+/// sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedReply {
+    pub status: u16,
+    /// JSON, or `None` for an empty body (204).
+    pub body: Option<Vec<u8>>,
+    /// Seconds for a `Retry-After` header (busy answers).
+    pub retry_after: Option<u64>,
+}
+
 impl Reply {
     fn error(e: &ApiError) -> Self {
         Reply {
@@ -312,11 +323,54 @@ impl Vault {
             || path.starts_with("auth/token/accessors")
     }
 
-    /// Handles one request end to end.
-    pub async fn handle(&self, mut req: Request) -> Reply {
+    /// Handles one request end to end; the body as a JSON value (for in-process callers
+    /// and tests).
+    pub async fn handle(&self, req: Request) -> Reply {
+        let (request_id, result) = self.run(req).await;
+        match result {
+            Ok(response) => Reply {
+                status: response.status(),
+                body: response.into_body(&request_id),
+                retry_after: None,
+            },
+            Err(e) => Reply::error(&e),
+        }
+    }
+
+    /// Handles one request end to end; the body as JSON bytes, serialised straight from
+    /// the response (what the HTTP server sends).
+    pub async fn handle_encoded(&self, req: Request) -> EncodedReply {
+        let (request_id, result) = self.run(req).await;
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                let mut body = Vec::with_capacity(1024);
+                let body = response.write_body(&request_id, &mut body).then_some(body);
+                EncodedReply {
+                    status,
+                    body,
+                    retry_after: None,
+                }
+            }
+            Err(e) => EncodedReply {
+                status: e.status,
+                body: Some(serde_json::to_vec(&e.body()).unwrap_or_default()),
+                retry_after: e.retry_after,
+            },
+        }
+    }
+
+    /// Gives the request an id if it has none, serves it, and returns the id with the
+    /// outcome.
+    async fn run(&self, mut req: Request) -> (String, ApiResult<Response>) {
         if req.id.is_empty() {
             req.id = uuid::Uuid::new_v4().to_string();
         }
+        let result = self.serve(&mut req).await;
+        (std::mem::take(&mut req.id), result)
+    }
+
+    async fn serve(&self, req: &mut Request) -> ApiResult<Response> {
         if req.path.starts_with('/') {
             req.path = req.path.trim_start_matches('/').to_string();
         }
@@ -325,21 +379,21 @@ impl Vault {
         }
         // No storage key may hold a NUL (OpenBao refuses such paths with 400 as well).
         if req.path.contains('\0') {
-            return Reply::error(&ApiError::bad_request(
+            return Err(ApiError::bad_request(
                 "invalid request path: it contains a NUL byte (%00)",
             ));
         }
         if req.path.split('/').any(|s| s == "..") {
-            return Reply::error(&ApiError::bad_request(format!(
+            return Err(ApiError::bad_request(format!(
                 "invalid request path {:?}: '..' segments are not allowed",
                 req.path
             )));
         }
         if Self::is_public(&req.path) {
-            return self.finish(&req, self.handle_public(&req).await);
+            return self.handle_public(req).await;
         }
         if Self::is_login(&req.path) {
-            return self.handle_login(&req).await;
+            return self.handle_login(req).await;
         }
 
         // Authenticate.
@@ -363,7 +417,7 @@ impl Vault {
                 let record = self.audit.record(None, &entry);
                 self.audit_exchange(&record, &entry, &Err(err.clone()))
                     .await;
-                return Reply::error(&err);
+                return Err(err);
             }
         };
         let route = Self::route(&req.path);
@@ -376,21 +430,21 @@ impl Vault {
                     match self.kv.exists(&req.path[prefix.len()..]).await {
                         Ok(true) => Operation::Update,
                         Ok(false) => Operation::Create,
-                        Err(e) => return Reply::error(&e),
+                        Err(e) => return Err(e),
                     }
                 }
                 Some((MountKind::Kubernetes, prefix)) => {
                     match self.kubernetes.exists(&req.path[prefix.len()..]).await {
                         Ok(true) => Operation::Update,
                         Ok(false) => Operation::Create,
-                        Err(e) => return Reply::error(&e),
+                        Err(e) => return Err(e),
                     }
                 }
                 Some((MountKind::Transit, prefix)) => {
                     match self.transit.exists(&req.path[prefix.len()..]).await {
                         Ok(true) => Operation::Update,
                         Ok(false) => Operation::Create,
-                        Err(e) => return Reply::error(&e),
+                        Err(e) => return Err(e),
                     }
                 }
                 Some((MountKind::Sys, _)) if req.path.starts_with("sys/policies/acl/") => {
@@ -420,7 +474,7 @@ impl Vault {
                 let err = ApiError::acl_denied();
                 self.audit_exchange(&record, &entry, &Err(err.clone()))
                     .await;
-                return Reply::error(&err);
+                return Err(err);
             }
             caller.sudo = authz.sudo;
         }
@@ -439,10 +493,10 @@ impl Vault {
         let record_first = !side_effect_free || caller.entry.claims.uses > 0;
         if record_first && let Err(e) = self.audit.log_request(&record, &entry).await {
             tracing::error!(error = %e, path = %req.path, "refusing request: no audit device could record it");
-            return Reply::error(&ApiError::internal("internal error"));
+            return Err(ApiError::internal("internal error"));
         }
         if let Err(e) = self.tokens.consume_use(&mut caller.entry).await {
-            return Reply::error(&e);
+            return Err(e);
         }
 
         // A request on record whose client goes away mid-handler (a long poll, usually)
@@ -464,22 +518,22 @@ impl Vault {
             self.audit_exchange(&record, &entry, &result).await
         };
         if recorded {
-            self.finish(&req, result)
+            result
         } else {
             tracing::error!(path = %req.path, "withholding response: no audit device could record it");
-            Reply::error(&ApiError::internal("internal error"))
+            Err(ApiError::internal("internal error"))
         }
     }
 
     /// A login: no caller to authenticate or authorise, but the request and the response
     /// (with the issued token, which the broker HMACs) are audited, failing closed.
-    async fn handle_login(&self, req: &Request) -> Reply {
+    async fn handle_login(&self, req: &Request) -> ApiResult<Response> {
         let op = req.operation.unwrap_or(Operation::Update);
         let entry = self.audit_entry(req, None, op);
         let record = self.audit.record(None, &entry);
         if let Err(e) = self.audit.log_request(&record, &entry).await {
             tracing::error!(error = %e, path = %req.path, "refusing login: no audit device could record it");
-            return Reply::error(&ApiError::internal("internal error"));
+            return Err(ApiError::internal("internal error"));
         }
         let result = match Self::route(&req.path) {
             Some((MountKind::Kubernetes, _)) => {
@@ -490,21 +544,10 @@ impl Vault {
             _ => Err(ApiError::no_route(&req.path)),
         };
         if self.audit_response(&record, &entry, &result).await {
-            self.finish(req, result)
+            result
         } else {
             tracing::error!(path = %req.path, "withholding login response: no audit device could record it");
-            Reply::error(&ApiError::internal("internal error"))
-        }
-    }
-
-    fn finish(&self, req: &Request, result: ApiResult<Response>) -> Reply {
-        match result {
-            Ok(response) => Reply {
-                status: response.status(),
-                body: response.into_body(&req.id),
-                retry_after: None,
-            },
-            Err(e) => Reply::error(&e),
+            Err(ApiError::internal("internal error"))
         }
     }
 
