@@ -18,6 +18,7 @@ pub mod audit;
 pub mod auth;
 pub mod crypto;
 pub mod identity;
+pub mod json_out;
 pub mod kv;
 pub mod logical;
 pub mod policy;

@@ -192,35 +192,32 @@ impl Response {
             && (self.data.is_some() || !self.warnings.is_empty());
         if !plain {
             return match self.into_body(request_id) {
-                Some(body) => serde_json::to_writer(&mut *out, &body).is_ok(),
+                Some(body) => {
+                    crate::json_out::value(out, &body);
+                    true
+                }
                 None => false,
             };
         }
-        let envelope = Envelope {
-            auth: None,
-            data: self.data.as_ref(),
-            lease_duration: 0,
-            lease_id: "",
-            renewable: false,
-            request_id,
-            warnings: (!self.warnings.is_empty()).then_some(&self.warnings),
-            wrap_info: None,
-        };
-        serde_json::to_writer(&mut *out, &envelope).is_ok()
+        // The keys in the order a `serde_json` map sorts them.
+        out.extend_from_slice(b"{\"auth\":null,\"data\":");
+        match &self.data {
+            Some(data) => crate::json_out::value(out, data),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(
+            b",\"lease_duration\":0,\"lease_id\":\"\",\"renewable\":false,\"request_id\":",
+        );
+        crate::json_out::string(out, request_id);
+        out.extend_from_slice(b",\"warnings\":");
+        if self.warnings.is_empty() {
+            out.extend_from_slice(b"null");
+        } else {
+            crate::json_out::strings(out, &self.warnings);
+        }
+        out.extend_from_slice(b",\"wrap_info\":null}");
+        true
     }
-}
-
-/// Vault's response envelope, fields in the order a `serde_json` map sorts them.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    auth: Option<()>,
-    data: Option<&'a Value>,
-    lease_duration: u64,
-    lease_id: &'a str,
-    renewable: bool,
-    request_id: &'a str,
-    warnings: Option<&'a Vec<String>>,
-    wrap_info: Option<()>,
 }
 
 /// A failed request, as Vault reports it: a status code and `{"errors": [...]}`.
@@ -593,7 +590,8 @@ mod tests {
             num_uses: 0,
         };
         let data = json!({"data": {"value": "s3cr\"et\n", "n": 1.5}, "metadata": {"version": 2}});
-        let shapes: Vec<(&str, fn(Value, Auth) -> Response)> = vec![
+        type Make = fn(Value, Auth) -> Response;
+        let shapes: Vec<(&str, Make)> = vec![
             ("data", |d, _| Response::data(d)),
             ("warnings only", |_, _| Response {
                 warnings: vec!["careful".into()],

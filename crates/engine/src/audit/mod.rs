@@ -217,21 +217,21 @@ impl Device {
 
     /// The encoded `auth` part for `auth` (which has an accessor), from the cache when an
     /// equal one was encoded before.
-    fn cached_auth_part(&self, auth: &AuditAuth) -> serde_json::Result<Arc<encode::AuthPart>> {
+    fn cached_auth_part(&self, auth: &AuditAuth) -> Arc<encode::AuthPart> {
         let accessor = auth.accessor.as_deref().unwrap_or_default();
         let lock = || self.auth_parts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(part) = lock().get(accessor)
             && part.source.as_ref() == Some(auth)
         {
-            return Ok(part.clone());
+            return part.clone();
         }
-        let part = Arc::new(encode::AuthPart::encode(Some(auth), self)?);
+        let part = Arc::new(encode::AuthPart::encode(Some(auth), self));
         let mut cache = lock();
         if cache.len() >= AUTH_PART_CACHE_LIMIT {
             cache.clear();
         }
         cache.insert(accessor.to_string(), part.clone());
-        Ok(part)
+        part
     }
 
     fn hash(&self, value: &str) -> String {
@@ -485,13 +485,7 @@ impl AuditBroker {
         let none_enabled = enabled.is_empty();
         let devices = enabled
             .iter()
-            .filter_map(|device| match encode::shared_part(auth, req, device) {
-                Ok(shared) => Some((device.clone(), shared)),
-                Err(e) => {
-                    tracing::error!(device = %device.path, error = %e, "cannot encode an audit entry");
-                    None
-                }
-            })
+            .map(|device| (device.clone(), encode::shared_part(auth, req, device)))
             .collect();
         AuditRecord {
             devices,
@@ -562,16 +556,8 @@ impl AuditRecord {
         for (device, shared) in &self.devices {
             let request = request_line.then(|| encode::line_body(&time, shared, None, device));
             let response = resp.map(|r| encode::line_body(&time, shared, Some((req, r)), device));
-            match request
-                .into_iter()
-                .chain(response)
-                .collect::<serde_json::Result<Vec<_>>>()
-            {
-                Ok(bodies) if bodies.is_empty() => {}
-                Ok(bodies) => batches.push(device.enqueue(bodies)),
-                Err(e) => {
-                    tracing::error!(device = %device.path, error = %e, "cannot encode an audit entry")
-                }
+            if request.is_some() || response.is_some() {
+                batches.push(device.enqueue(request.into_iter().chain(response)));
             }
         }
         batches

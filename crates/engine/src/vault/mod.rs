@@ -413,7 +413,7 @@ impl Vault {
             },
             None => {
                 let err = ApiError::permission_denied();
-                let entry = self.audit_entry(&req, None, req.operation.unwrap_or(Operation::Read));
+                let entry = self.audit_entry(req, None, req.operation.unwrap_or(Operation::Read));
                 let record = self.audit.record(None, &entry);
                 self.audit_exchange(&record, &entry, &Err(err.clone()))
                     .await;
@@ -465,7 +465,7 @@ impl Vault {
         let acl = self.acl_for(&caller.entry);
         let mut caller = caller;
         let audit_auth = self.audit_auth(&caller);
-        let entry = self.audit_entry(&req, Some(&caller), op);
+        let entry = self.audit_entry(req, Some(&caller), op);
         let record = self.audit.record(Some(&audit_auth), &entry);
         if !Self::skips_acl(&req.path) {
             let authz = acl.authorize(&req.path, op, Some(&req.data));
@@ -495,9 +495,7 @@ impl Vault {
             tracing::error!(error = %e, path = %req.path, "refusing request: no audit device could record it");
             return Err(ApiError::internal("internal error"));
         }
-        if let Err(e) = self.tokens.consume_use(&mut caller.entry).await {
-            return Err(e);
-        }
+        self.tokens.consume_use(&mut caller.entry).await?;
 
         // A request on record whose client goes away mid-handler (a long poll, usually)
         // still gets a response entry, so the trail shows how it ended.
@@ -509,7 +507,7 @@ impl Vault {
         };
         let result = match route {
             None => Err(ApiError::no_route(&req.path)),
-            Some((kind, prefix)) => self.dispatch(kind, prefix, op, &req, &caller, &acl).await,
+            Some((kind, prefix)) => self.dispatch(kind, prefix, op, req, &caller, &acl).await,
         };
         in_flight.armed = false;
         let recorded = if record_first {
