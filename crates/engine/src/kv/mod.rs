@@ -107,11 +107,22 @@ impl Metadata {
     }
 
     /// The version block in data reads and write responses.
+    /// On the read path: built by moving values in (`json!` would copy each one).
     fn version_json(&self, version: u64, meta: &VersionMeta) -> Value {
-        let mut v = meta.json();
-        v["version"] = json!(version);
-        v["custom_metadata"] = self.custom_metadata_json();
-        v
+        let deletion_time = meta.deletion_time.as_ref().map(format_time);
+        Value::Object(Map::from_iter([
+            (
+                "created_time".to_string(),
+                Value::String(format_time(&meta.created_time)),
+            ),
+            ("custom_metadata".to_string(), self.custom_metadata_json()),
+            (
+                "deletion_time".to_string(),
+                Value::String(deletion_time.unwrap_or_default()),
+            ),
+            ("destroyed".to_string(), Value::Bool(meta.destroyed)),
+            ("version".to_string(), Value::from(version)),
+        ]))
     }
 
     fn json(&self) -> Value {
@@ -299,12 +310,13 @@ impl Kv {
         })
     }
 
+    // Built by concatenation rather than `format!`: these run on every read.
     fn meta_key(&self, path: &str) -> String {
-        format!("{}meta/{path}", self.prefix)
+        [self.prefix.as_str(), "meta/", path].concat()
     }
 
     fn blob_key(&self, id: &str) -> String {
-        format!("{}blob/{id}", self.prefix)
+        [self.prefix.as_str(), "blob/", id].concat()
     }
 
     fn config_key(&self) -> String {
@@ -426,9 +438,11 @@ impl Kv {
             });
         }
         let data = self.load_blob(&vmeta.blob).await?;
-        Ok(Response::data(
-            json!({ "data": data, "metadata": meta.version_json(version, vmeta) }),
-        ))
+        // The data moves into the response (`json!` would copy it, value by value).
+        Ok(Response::data(Value::Object(Map::from_iter([
+            ("data".to_string(), Value::Object(data)),
+            ("metadata".to_string(), meta.version_json(version, vmeta)),
+        ]))))
     }
 
     /// Reads a version (0 = latest) for in-process callers; `None` when absent, deleted or destroyed.

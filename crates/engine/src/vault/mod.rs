@@ -507,7 +507,12 @@ impl Vault {
         };
         let result = match route {
             None => Err(ApiError::no_route(&req.path)),
-            Some((kind, prefix)) => self.dispatch(kind, prefix, op, req, &caller, &acl).await,
+            // Boxed: the dispatch future is the largest of every backend's, and inline it
+            // would make this future (and each one wrapping it, moved on every request)
+            // that much larger.
+            Some((kind, prefix)) => {
+                Box::pin(self.dispatch(kind, prefix, op, req, &caller, &acl)).await
+            }
         };
         in_flight.armed = false;
         let recorded = if record_first {
