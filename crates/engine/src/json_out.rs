@@ -122,6 +122,24 @@ pub fn bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
+/// An IP address as a string, as `IpAddr`'s `Display` writes it.
+pub fn ip(out: &mut Vec<u8>, addr: std::net::IpAddr) {
+    match addr {
+        // Every request's audit entry has one: written without `fmt`.
+        std::net::IpAddr::V4(v4) => {
+            out.push(b'"');
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                uint(out, (*octet).into());
+            }
+            out.push(b'"');
+        }
+        std::net::IpAddr::V6(v6) => plain_string(out, &v6.to_string()),
+    }
+}
+
 /// `"key":` for a key that needs no escaping.
 pub fn key(out: &mut Vec<u8>, key: &str) {
     plain_string(out, key);
@@ -234,6 +252,24 @@ mod tests {
             "n": 0.1,
         });
         assert_eq!(written(&v), serde_json::to_string(&v).unwrap());
+    }
+
+    #[test]
+    fn addresses_like_display() {
+        for addr in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.20.3.4",
+            "::1",
+            "fe80::1:2",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: std::net::IpAddr = addr.parse().unwrap();
+            let mut out = Vec::new();
+            super::ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("\"{ip}\""));
+        }
     }
 
     fn any_json() -> impl Strategy<Value = Value> {

@@ -23,14 +23,15 @@ fn write_log(path: &std::path::Path, entries: usize) {
         })
         .unwrap();
     for i in 0..entries {
+        let (id, path) = (format!("req-{i}"), format!("secret/data/app/{i}"));
         let req = AuditRequest {
-            id: format!("req-{i}"),
+            id: &id,
             operation: Operation::Read,
-            path: format!("secret/data/app/{i}"),
-            mount_point: "secret/".into(),
-            mount_type: "kv".into(),
-            mount_accessor: "kv_1".into(),
-            client_token: Some("svs.token".into()),
+            path: &path,
+            mount_point: "secret/",
+            mount_type: "kv",
+            mount_accessor: "kv_1",
+            client_token: Some("svs.token"),
             client_token_accessor: None,
             data: None,
             remote_address: None,

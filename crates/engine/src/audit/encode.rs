@@ -31,16 +31,12 @@ impl HashStr {
 impl Device {
     pub(super) fn hash_str(&self, value: &str) -> HashStr {
         use hmac::Mac;
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut mac = self.mac.clone();
         mac.update(value.as_bytes());
-        let digest = mac.finalize().into_bytes();
+        let digest: [u8; 32] = mac.finalize().into_bytes().into();
         let mut out = [0u8; 76];
         out[..12].copy_from_slice(b"hmac-sha256:");
-        for (i, b) in digest.iter().enumerate() {
-            out[12 + 2 * i] = DIGITS[(b >> 4) as usize];
-            out[13 + 2 * i] = DIGITS[(b & 0xf) as usize];
-        }
+        out[12..].copy_from_slice(&crate::util::hex32(&digest));
         HashStr(out)
     }
 }
@@ -202,7 +198,7 @@ fn write_request(
         });
     }
     if let Some(addr) = &req.remote_address {
-        json::string(m.key("remote_address"), addr);
+        json::ip(m.key("remote_address"), *addr);
     }
     if let Some(port) = req.remote_port {
         json::uint(m.key("remote_port"), port.into());
@@ -243,7 +239,7 @@ pub(super) fn shared_part(
         other => Arc::new(AuthPart::encode(other, device)),
     };
     // The caller's token and accessor appear in the request part too: reuse their hashes.
-    let same_token = auth.and_then(|a| a.client_token.as_ref()) == request.client_token.as_ref();
+    let same_token = auth.and_then(|a| a.client_token.as_deref()) == request.client_token;
     let same_accessor =
         auth.and_then(|a| a.accessor.as_ref()) == request.client_token_accessor.as_ref();
     let mut out = Vec::with_capacity(1024);

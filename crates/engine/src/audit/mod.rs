@@ -45,20 +45,22 @@ pub struct AuditAuth {
     pub remaining_uses: Option<i64>,
 }
 
-/// A request, with raw values; the broker does all the hashing.
+/// A request, with raw values; the broker does all the hashing. Borrowed from the
+/// request being served: nothing is copied to record it (and the token is not copied
+/// into memory that would not be zeroized).
 #[derive(Debug, Clone)]
 pub struct AuditRequest<'a> {
-    pub id: String,
+    pub id: &'a str,
     pub operation: Operation,
-    pub path: String,
-    pub mount_point: String,
-    pub mount_type: String,
-    pub mount_accessor: String,
-    pub client_token: Option<String>,
+    pub path: &'a str,
+    pub mount_point: &'a str,
+    pub mount_type: &'a str,
+    pub mount_accessor: &'a str,
+    pub client_token: Option<&'a str>,
     pub client_token_accessor: Option<String>,
     /// The request body (or query parameters), borrowed: it is serialised, hashed, once per device.
     pub data: Option<&'a serde_json::Map<String, Value>>,
-    pub remote_address: Option<String>,
+    pub remote_address: Option<std::net::IpAddr>,
     pub remote_port: Option<u16>,
 }
 
@@ -319,7 +321,7 @@ impl Device {
             let start = out.len();
             out.extend_from_slice(body);
             out.extend_from_slice(b",\"prev_hash\":\"sha256:");
-            out.extend_from_slice(crate::util::hex(&prev).as_bytes());
+            out.extend_from_slice(&crate::util::hex32(&prev));
             out.extend_from_slice(b"\"}");
             prev = Sha256::digest(&out[start..]).into();
             out.push(b'\n');

@@ -43,16 +43,16 @@ fn body(secret: &str) -> serde_json::Map<String, serde_json::Value> {
 
 fn request(body: &serde_json::Map<String, serde_json::Value>) -> AuditRequest<'_> {
     AuditRequest {
-        id: "req-1".into(),
+        id: "req-1",
         operation: Operation::Update,
-        path: "secret/data/app".into(),
-        mount_point: "secret/".into(),
-        mount_type: "kv".into(),
-        mount_accessor: "kv_1".into(),
-        client_token: Some("svs.the-token".into()),
+        path: "secret/data/app",
+        mount_point: "secret/",
+        mount_type: "kv",
+        mount_accessor: "kv_1",
+        client_token: Some("svs.the-token"),
         client_token_accessor: Some("the-accessor".into()),
         data: Some(body),
-        remote_address: Some("127.0.0.1".into()),
+        remote_address: Some([127, 0, 0, 1].into()),
         remote_port: Some(5000),
     }
 }

@@ -640,12 +640,12 @@ impl Vault {
     }
 
     /// Mount point, type and accessor of the mount serving `path`, for audit entries.
-    fn mount_of(&self, path: &str) -> (String, String, String) {
+    fn mount_of(&self, path: &str) -> (&str, &str, &str) {
         match Self::route(path)
             .and_then(|(_, prefix)| self.mount_index.iter().find(|(p, _, _)| *p == prefix))
         {
-            Some((prefix, kind, accessor)) => (prefix.to_string(), kind.clone(), accessor.clone()),
-            None => (String::new(), String::new(), String::new()),
+            Some((prefix, kind, accessor)) => (prefix, kind, accessor),
+            None => ("", "", ""),
         }
     }
 
@@ -699,23 +699,23 @@ impl Vault {
 
     /// What the audit log records about a request; built once, used for both entries.
     fn audit_entry<'r>(
-        &self,
+        &'r self,
         req: &'r Request,
         caller: Option<&Caller>,
         op: Operation,
     ) -> AuditRequest<'r> {
         let (mount_point, mount_type, mount_accessor) = self.mount_of(&req.path);
         AuditRequest {
-            id: req.id.clone(),
+            id: &req.id,
             operation: op,
-            path: req.path.clone(),
+            path: &req.path,
             mount_point,
             mount_type,
             mount_accessor,
-            client_token: req.token.as_ref().map(|t| t.to_string()),
+            client_token: req.token.as_ref().map(|t| t.as_str()),
             client_token_accessor: caller.map(|c| c.entry.claims.jti.clone()),
             data: (!req.data.is_empty()).then_some(&req.data),
-            remote_address: req.remote_addr.map(|a| a.ip().to_string()),
+            remote_address: req.remote_addr.map(|a| a.ip()),
             remote_port: req.remote_addr.map(|a| a.port()),
         }
     }
