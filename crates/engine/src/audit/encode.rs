@@ -167,9 +167,9 @@ fn write_auth(
 /// mount.
 fn write_mount(m: &mut Object<'_>, req: &AuditRequest<'_>) {
     if !req.mount_point.is_empty() {
-        json::string(m.key("mount_point"), &req.mount_point);
-        json::string(m.key("mount_type"), &req.mount_type);
-        json::string(m.key("mount_accessor"), &req.mount_accessor);
+        json::string(m.key("mount_point"), req.mount_point);
+        json::string(m.key("mount_type"), req.mount_type);
+        json::string(m.key("mount_accessor"), req.mount_accessor);
     }
 }
 
@@ -181,7 +181,7 @@ fn write_request(
     accessor_hash: Option<&HashStr>,
 ) {
     let mut m = Object::start(out);
-    json::string(m.key("id"), &req.id);
+    json::string(m.key("id"), req.id);
     json::plain_string(m.key("operation"), req.operation.as_str());
     write_mount(&mut m, req);
     if let Some(value) = &req.client_token {
@@ -191,7 +191,7 @@ fn write_request(
         device.write_prehashed(m.key("client_token_accessor"), value, accessor_hash, true);
     }
     m.key("namespace").extend_from_slice(br#"{"id":"root"}"#);
-    json::string(m.key("path"), &req.path);
+    json::string(m.key("path"), req.path);
     if let Some(data) = req.data {
         json::object_with_strings(m.key("data"), data, &mut |out, s| {
             device.write_secret(out, s, false)
