@@ -232,7 +232,9 @@ where
                 chunk.advance(n);
             }
         }
-        Ok(Zeroizing::new(out.to_vec()))
+        // The buffer itself becomes the Vec (no copy), so the one copy of the body this
+        // layer made is the one that is wiped.
+        Ok(Zeroizing::new(Vec::from(out)))
     };
     tokio::time::timeout(limits.body_read_timeout, collect)
         .await
