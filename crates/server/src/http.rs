@@ -236,6 +236,12 @@ where
         // layer made is the one that is wiped.
         Ok(Zeroizing::new(Vec::from(out)))
     };
+    // A small body has usually arrived with the headers: then it is read at once, and no
+    // timer is armed for it.
+    let mut collect = std::pin::pin!(collect);
+    if let Some(body) = futures::FutureExt::now_or_never(collect.as_mut()) {
+        return body;
+    }
     tokio::time::timeout(limits.body_read_timeout, collect)
         .await
         .map_err(|_| ApiError::new(408, "timed out reading the request body"))?

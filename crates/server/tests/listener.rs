@@ -189,6 +189,54 @@ async fn slow_headers_are_cut_off() {
     server.done.await.unwrap().unwrap();
 }
 
+/// A body that stops arriving is answered with 408 once the body-read limit passes; a
+/// body sent whole with its headers is read at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_are_cut_off() {
+    let config = ServerConfig {
+        limits: secretvault_server::http::HttpLimits {
+            body_read_timeout: Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..ServerConfig::default()
+    };
+    let mut server = start(config).await;
+    let addr = server.addr;
+    let post = move |body: &'static [u8], declared: usize| {
+        tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let head = format!(
+                "POST /v1/secret/data/x HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(body).unwrap();
+            let started = Instant::now();
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            (started.elapsed(), response)
+        })
+    };
+    let whole = b"{\"data\":{\"a\":\"b\"}}";
+    let (_, response) = post(whole, whole.len()).await.unwrap();
+    // No token was sent: 403, decided after the body was read.
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    let (waited, response) = post(b"{\"data\"", 100).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(
+        response.contains("timed out reading the request body"),
+        "{response}"
+    );
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "answered after {waited:?}"
+    );
+    server.stop.take().unwrap().send(()).unwrap();
+    server.done.await.unwrap().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_in_flight_requests_finish() {
     let mut server = start(ServerConfig::default()).await;
