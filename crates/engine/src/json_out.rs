@@ -244,6 +244,19 @@ mod tests {
         }
     }
 
+    /// Every escapable byte at every offset of a string long enough for several blocks.
+    #[test]
+    fn escapes_at_every_offset_like_serde_json() {
+        for byte in (0u8..0x20).chain([b'"', b'\\']) {
+            for at in 0..100 {
+                let mut text = "x".repeat(100).into_bytes();
+                text[at] = byte;
+                let v = Value::String(String::from_utf8(text).unwrap());
+                assert_eq!(written(&v), serde_json::to_string(&v).unwrap(), "{byte} at {at}");
+            }
+        }
+    }
+
     #[test]
     fn values_like_serde_json() {
         let v = json!({
