@@ -252,7 +252,11 @@ mod tests {
                 let mut text = "x".repeat(100).into_bytes();
                 text[at] = byte;
                 let v = Value::String(String::from_utf8(text).unwrap());
-                assert_eq!(written(&v), serde_json::to_string(&v).unwrap(), "{byte} at {at}");
+                assert_eq!(
+                    written(&v),
+                    serde_json::to_string(&v).unwrap(),
+                    "{byte} at {at}"
+                );
             }
         }
     }

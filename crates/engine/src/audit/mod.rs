@@ -194,19 +194,14 @@ const FULL_BATCH_LINES: usize = 32;
 const AUTH_PART_CACHE_LIMIT: usize = 4096;
 
 impl Device {
-    fn new(
-        path: String,
-        file_path: String,
-        cfg: (&[u8; 32], bool, bool),
-        chain: ChainState,
-    ) -> Self {
-        let (salt, hmac_accessor, log_raw) = cfg;
+    /// `cfg` gives the mount path, salt and flags; `file_path` is what `sys/audit` shows.
+    fn new(cfg: &DeviceConfig, file_path: String, chain: ChainState) -> Self {
         Device {
-            path,
+            path: cfg.path.clone(),
             file_path,
-            mac: keyed_mac(salt),
-            hmac_accessor,
-            log_raw,
+            mac: keyed_mac(&cfg.salt),
+            hmac_accessor: cfg.hmac_accessor,
+            log_raw: cfg.log_raw,
             queue: Mutex::new(Queue {
                 bodies: Vec::new(),
                 batch: Batch::new(),
@@ -418,21 +413,22 @@ impl AuditBroker {
                 (Box::new(file), prev, path.display().to_string())
             }
         };
-        let device = Device::new(
-            cfg.path,
-            file_path,
-            (&cfg.salt, cfg.hmac_accessor, cfg.log_raw),
-            ChainState { sink, prev_hash },
-        );
-        Ok(device)
+        Ok(Device::new(&cfg, file_path, ChainState { sink, prev_hash }))
     }
 
     /// Test hook: a device writing to any [`Sink`].
     pub fn enable_sink(&self, path: &str, sink: Box<dyn Sink>, salt: [u8; 32]) {
+        let cfg = DeviceConfig {
+            path: path.to_string(),
+            // Not opened: `sink` takes its place.
+            kind: DeviceKind::Stdout,
+            salt: Zeroizing::new(salt),
+            hmac_accessor: true,
+            log_raw: false,
+        };
         let device = Device::new(
-            path.to_string(),
+            &cfg,
             "custom".into(),
-            (&salt, true, false),
             ChainState {
                 sink,
                 prev_hash: [0; 32],
