@@ -31,7 +31,8 @@ pub struct Results {
 pub(crate) struct Proc {
     child: Child,
     pub(crate) addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    /// Its data directory, removed when it stops.
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Proc {
@@ -42,6 +43,16 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// Empties the server's audit log before a measurement (see [`empty_audit_log`]).
+    fn trim_audit_log(&self) {
+        if let Err(e) = empty_audit_log(self.dir.path()) {
+            eprintln!(
+                "  (could not empty the audit log in {}: {e})",
+                self.dir.path().display()
+            );
+        }
+    }
+
     /// Peak resident set size so far (VmHWM), in KiB.
     fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -49,6 +60,21 @@ impl Proc {
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+/// Empties `<dir>/audit.log` (both servers append to it; a missing file is fine). At
+/// ~30 k requests/s and ~2.6 KB of audit per request, a `--rounds 5` run would otherwise
+/// write ~20 GB, and a full disk makes every request fail — closed, as it should, but the
+/// figures are then meaningless. The server keeps appending to the same open file.
+fn empty_audit_log(dir: &Path) -> std::io::Result<()> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("audit.log"))
+    {
+        Ok(file) => file.set_len(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -117,7 +143,7 @@ async fn start_bare(args: &Args) -> anyhow::Result<Proc> {
     Ok(Proc {
         child,
         addr,
-        _dir: tempfile::tempdir()?,
+        dir: tempfile::tempdir()?,
     })
 }
 
@@ -150,14 +176,7 @@ pub(crate) async fn start_secretvault(server_bin: Option<&Path>) -> anyhow::Resu
         .spawn()?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     wait_until_listening(addr, "secretvault", &mut child).await?;
-    Ok((
-        Proc {
-            child,
-            addr,
-            _dir: dir,
-        },
-        OUR_ROOT.to_string(),
-    ))
+    Ok((Proc { child, addr, dir }, OUR_ROOT.to_string()))
 }
 
 /// OpenBao as one would run it in production on one node: integrated (raft) storage on
@@ -242,14 +261,7 @@ audit "file" "file" {{
         Some(json!({"type": "transit"})),
     )
     .await?;
-    Ok((
-        Proc {
-            child,
-            addr,
-            _dir: dir,
-        },
-        root,
-    ))
+    Ok((Proc { child, addr, dir }, root))
 }
 
 const POLICY: &str = r#"
@@ -407,6 +419,7 @@ async fn measure(
         };
         let Some(ceiling) = ceiling else {
             eprintln!("  {name}: {workload} …");
+            proc.trim_audit_log();
             let result = run(proc.addr, &spec, proc.child.id()).await?;
             workloads.push((workload, Some(result)));
             continue;
@@ -421,6 +434,7 @@ async fn measure(
             eprintln!("  bare hyper: ceiling for {workload}{of} …");
             let bare = run(ceiling.proc.addr, &ceiling.spec, ceiling.proc.child.id()).await?;
             eprintln!("  {name}: {workload}{of} …");
+            proc.trim_audit_log();
             let ours = run(proc.addr, &spec, proc.child.id()).await?;
             pairs.push((ours.rps() / bare.rps().max(f64::MIN_POSITIVE), ours, bare));
         }
@@ -483,4 +497,27 @@ pub async fn run_all(args: &Args) -> anyhow::Result<Results> {
         secretvault,
         openbao,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn audit_logs_are_emptied_and_appended_to_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        empty_audit_log(dir.path()).unwrap(); // no log yet: nothing to do
+        let path = dir.path().join("audit.log");
+        let mut server_side = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        server_side.write_all(&[b'x'; 4096]).unwrap();
+        empty_audit_log(dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        server_side.write_all(b"next line\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"next line\n");
+    }
 }
