@@ -75,12 +75,21 @@ impl VersionMeta {
         self.deletion_time.is_some_and(|t| t <= now)
     }
 
-    fn json(&self) -> Value {
-        json!({
-            "created_time": format_time(&self.created_time),
-            "deletion_time": self.deletion_time.as_ref().map(format_time).unwrap_or_default(),
-            "destroyed": self.destroyed,
-        })
+    /// `created_time`, `deletion_time` and `destroyed`, built by moving values in (on the
+    /// read path; `json!` would copy each one).
+    fn fields(&self) -> Map<String, Value> {
+        let deletion_time = self.deletion_time.as_ref().map(format_time);
+        Map::from_iter([
+            (
+                "created_time".to_string(),
+                Value::String(format_time(&self.created_time)),
+            ),
+            (
+                "deletion_time".to_string(),
+                Value::String(deletion_time.unwrap_or_default()),
+            ),
+            ("destroyed".to_string(), Value::Bool(self.destroyed)),
+        ])
     }
 }
 
@@ -107,29 +116,18 @@ impl Metadata {
     }
 
     /// The version block in data reads and write responses.
-    /// On the read path: built by moving values in (`json!` would copy each one).
     fn version_json(&self, version: u64, meta: &VersionMeta) -> Value {
-        let deletion_time = meta.deletion_time.as_ref().map(format_time);
-        Value::Object(Map::from_iter([
-            (
-                "created_time".to_string(),
-                Value::String(format_time(&meta.created_time)),
-            ),
-            ("custom_metadata".to_string(), self.custom_metadata_json()),
-            (
-                "deletion_time".to_string(),
-                Value::String(deletion_time.unwrap_or_default()),
-            ),
-            ("destroyed".to_string(), Value::Bool(meta.destroyed)),
-            ("version".to_string(), Value::from(version)),
-        ]))
+        let mut fields = meta.fields();
+        fields.insert("custom_metadata".to_string(), self.custom_metadata_json());
+        fields.insert("version".to_string(), Value::from(version));
+        Value::Object(fields)
     }
 
     fn json(&self) -> Value {
         let versions: Map<String, Value> = self
             .versions
             .iter()
-            .map(|(n, v)| (n.to_string(), v.json()))
+            .map(|(n, v)| (n.to_string(), Value::Object(v.fields())))
             .collect();
         json!({
             "cas_required": self.cas_required,
