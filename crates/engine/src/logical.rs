@@ -176,9 +176,7 @@ impl Response {
         );
         Some(Value::Object(envelope))
     }
-}
 
-impl Response {
     /// Appends the JSON body [`Self::into_body`] would give to `out`; false when there is
     /// no body. The common envelope (data or warnings, no token issued) is serialised
     /// directly, without first building it as a JSON tree; anything else goes through

@@ -350,7 +350,7 @@ fn reply_response(reply: EncodedReply, head: bool) -> warp::reply::Response {
 }
 
 fn error_response(e: &ApiError) -> warp::reply::Response {
-    json_response(e.status, serde_json::to_vec(&e.body()).ok())
+    reply_response(EncodedReply::error(e), false)
 }
 
 #[cfg(test)]

@@ -87,6 +87,17 @@ pub struct EncodedReply {
     pub retry_after: Option<u64>,
 }
 
+impl EncodedReply {
+    /// Vault's `{"errors": [...]}` answer for `e`.
+    pub fn error(e: &ApiError) -> Self {
+        EncodedReply {
+            status: e.status,
+            body: Some(serde_json::to_vec(&e.body()).unwrap_or_default()),
+            retry_after: e.retry_after,
+        }
+    }
+}
+
 impl Reply {
     fn error(e: &ApiError) -> Self {
         Reply {
@@ -354,11 +365,7 @@ impl Vault {
                     retry_after: None,
                 }
             }
-            Err(e) => EncodedReply {
-                status: e.status,
-                body: Some(serde_json::to_vec(&e.body()).unwrap_or_default()),
-                retry_after: e.retry_after,
-            },
+            Err(e) => EncodedReply::error(&e),
         }
     }
 
