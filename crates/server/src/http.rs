@@ -5,24 +5,17 @@
 //! (`X-Vault-Token` or `Authorization: Bearer`), query parameters and the JSON body —
 //! within a size limit and a read deadline.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use futures::{Stream, StreamExt};
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Full};
 use secretvault_engine::logical::{ApiError, Operation, Request};
 use secretvault_engine::vault::{EncodedReply, Vault};
 use serde_json::{Map, Value};
-use warp::Filter;
-use warp::filters::path::FullPath;
 use zeroize::Zeroizing;
-
-/// The client's address, put into each request's extensions by the connection loop.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
 
 /// Limits applied to every request.
 #[derive(Debug, Clone)]
@@ -42,98 +35,89 @@ impl Default for HttpLimits {
     }
 }
 
-/// All routes: `/v1/...` (the Vault API), `/healthz` and `/readyz` (for kubelet probes).
-pub fn routes(
-    vault: Arc<Vault>,
-    limits: HttpLimits,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
-    let limits = Arc::new(limits);
-    let probes = warp::path!("healthz")
-        .or(warp::path!("readyz"))
-        .unify()
-        .map(|| {
-            let mut response = warp::reply::Response::new("ok\n".into());
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain"),
-            );
-            response
-        });
-    let api = warp::method()
-        .and(warp::path::full())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::headers_cloned())
-        .and(warp::ext::optional::<ClientAddr>())
-        .and(warp::body::stream())
-        .and(warp::any().map(move || vault.clone()))
-        .and(warp::any().map(move || limits.clone()))
-        // Boxed: the handler's future is several KB, and unboxed it would be moved (copied)
-        // through every layer of warp's and hyper's futures on each request.
-        .then(
-            |method, path, query, headers, client, body, vault, limits| {
-                Box::pin(handle(
-                    method, path, query, headers, client, body, vault, limits,
-                ))
-            },
-        );
-    warp::get()
-        .and(probes)
-        .or(api)
-        .unify()
-        .recover(|_| async {
-            Ok::<_, Infallible>(error_response(&ApiError::new(404, "not found")))
-        })
-        .unify()
+/// What every request is served with: the engine and the limits.
+#[derive(Clone)]
+pub struct Api {
+    pub vault: Arc<Vault>,
+    pub limits: HttpLimits,
 }
 
-#[allow(clippy::too_many_arguments)]
-// DEBUG level: at the default INFO filter the span (and its formatted fields) is skipped
-// entirely on this hot path.
-#[tracing::instrument(level = "debug", skip_all, fields(method = %method, path = %path.as_str()))]
-async fn handle<S, B>(
-    method: Method,
-    path: FullPath,
-    query: String,
-    headers: HeaderMap,
-    client: Option<ClientAddr>,
-    body: S,
-    vault: Arc<Vault>,
-    limits: Arc<HttpLimits>,
-) -> warp::reply::Response
+/// The response type of every request: the bodies are small and complete.
+pub type HttpResponse = http::Response<Full<Bytes>>;
+
+/// Routes one request: `GET /healthz` and `GET /readyz` (for kubelet probes), the Vault
+/// API under `/v1/`, and 404 for anything else.
+///
+/// A plain function rather than a framework's filter chain: there is one route prefix,
+/// and on the hot path (a KV read is ~30 µs of CPU) the chain's per-request work —
+/// cloning the header map, scoped thread-locals, nested filter futures moved at each
+/// layer — measured 7 % of the server's CPU.
+pub async fn serve_request<B>(
+    api: &Api,
+    request: http::Request<B>,
+    client: Option<SocketAddr>,
+) -> HttpResponse
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
-    B: Buf,
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
 {
-    let Some(api_path) = path.as_str().strip_prefix("/v1/") else {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    if parts.method == Method::GET && matches!(path, "/healthz" | "/readyz") {
+        let mut response = HttpResponse::new(Full::new(Bytes::from_static(b"ok\n")));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        return response;
+    }
+    let Some(api_path) = path.strip_prefix("/v1/") else {
         return error_response(&ApiError::new(
             404,
             "not found: the Vault API is under /v1/",
         ));
     };
-    let request =
-        match build_request(&method, api_path, &query, &headers, client, body, &limits).await {
-            Ok(r) => r,
-            Err(e) => return error_response(&e),
-        };
-    let head = method == Method::HEAD;
-    let reply = vault.handle_encoded(request).await;
+    handle(api, &parts, api_path, client, body).await
+}
+
+// DEBUG level: at the default INFO filter the span (and its formatted fields) is skipped
+// entirely on this hot path.
+#[tracing::instrument(level = "debug", skip_all, fields(method = %parts.method, path = %api_path))]
+async fn handle<B>(
+    api: &Api,
+    parts: &http::request::Parts,
+    api_path: &str,
+    client: Option<SocketAddr>,
+    body: B,
+) -> HttpResponse
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let query = parts.uri.query().unwrap_or("");
+    let request = match build_request(parts, api_path, query, client, body, &api.limits).await {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    let head = parts.method == Method::HEAD;
+    let reply = api.vault.handle_encoded(request).await;
     tracing::debug!(status = reply.status, "handled");
     reply_response(reply, head)
 }
 
-async fn build_request<S, B>(
-    method: &Method,
+async fn build_request<B>(
+    parts: &http::request::Parts,
     path: &str,
     query: &str,
-    headers: &HeaderMap,
-    client: Option<ClientAddr>,
-    body: S,
+    client: Option<SocketAddr>,
+    body: B,
     limits: &HttpLimits,
 ) -> Result<Request, ApiError>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
-    B: Buf,
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
 {
+    let (method, headers) = (&parts.method, &parts.headers);
     let path = percent_decode(path)?;
     let query = parse_query(query);
     let list_query = query
@@ -168,7 +152,7 @@ where
         path,
         data,
         token: token_from(headers),
-        remote_addr: client.map(|c| c.0),
+        remote_addr: client,
         content_type: headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -206,17 +190,21 @@ fn token_from(headers: &HeaderMap) -> Option<Zeroizing<String>> {
         .then(|| Zeroizing::new(token.trim().to_string()))
 }
 
-async fn read_body<S, B>(mut body: S, limits: &HttpLimits) -> Result<Zeroizing<Vec<u8>>, ApiError>
+async fn read_body<B>(mut body: B, limits: &HttpLimits) -> Result<Zeroizing<Vec<u8>>, ApiError>
 where
-    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
-    B: Buf,
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
 {
     let collect = async {
         let mut out = BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let mut chunk = chunk
+        while let Some(frame) = body.frame().await {
+            let frame = frame
                 .map_err(|e| ApiError::bad_request(format!("failed to read request body: {e}")))?;
-            if out.len() + chunk.remaining() > limits.max_request_bytes {
+            // Trailers (no data) are ignored.
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            if out.len() + chunk.len() > limits.max_request_bytes {
                 return Err(ApiError::new(
                     413,
                     format!(
@@ -225,12 +213,7 @@ where
                     ),
                 ));
             }
-            while chunk.has_remaining() {
-                let part = chunk.chunk();
-                out.extend_from_slice(part);
-                let n = part.len();
-                chunk.advance(n);
-            }
+            out.extend_from_slice(&chunk);
         }
         // The buffer itself becomes the Vec (no copy), so the one copy of the body this
         // layer made is the one that is wiped.
@@ -314,13 +297,13 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request("request path or query is not valid UTF-8"))
 }
 
-fn json_response(status: u16, body: Option<Vec<u8>>) -> warp::reply::Response {
+fn json_response(status: u16, body: Option<Vec<u8>>) -> HttpResponse {
     let has_body = body.is_some();
     let bytes = body.map(|mut out| {
         out.push(b'\n');
         Bytes::from(out)
     });
-    let mut response = warp::reply::Response::new(bytes.unwrap_or_default().into());
+    let mut response = HttpResponse::new(Full::new(bytes.unwrap_or_default()));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
@@ -338,7 +321,7 @@ fn json_response(status: u16, body: Option<Vec<u8>>) -> warp::reply::Response {
     response
 }
 
-fn reply_response(reply: EncodedReply, head: bool) -> warp::reply::Response {
+fn reply_response(reply: EncodedReply, head: bool) -> HttpResponse {
     let body = if head { None } else { reply.body };
     let mut response = json_response(reply.status, body);
     if let Some(seconds) = reply.retry_after {
@@ -349,7 +332,7 @@ fn reply_response(reply: EncodedReply, head: bool) -> warp::reply::Response {
     response
 }
 
-fn error_response(e: &ApiError) -> warp::reply::Response {
+fn error_response(e: &ApiError) -> HttpResponse {
     reply_response(EncodedReply::error(e), false)
 }
 
@@ -417,6 +400,135 @@ mod tests {
             decode_json_object(b"{bad").unwrap_err().errors[0]
                 .contains("failed to decode JSON input")
         );
+    }
+
+    async fn test_api(limits: HttpLimits) -> Api {
+        use secretvault_engine::crypto::RootKey;
+        use secretvault_engine::storage::MemoryBackend;
+        use secretvault_engine::vault::VaultConfig;
+        let vault = Vault::open(
+            Arc::new(MemoryBackend::new()),
+            RootKey::generate(),
+            VaultConfig::default(),
+        )
+        .await
+        .unwrap();
+        vault.ensure_root_token(Some("root")).await.unwrap();
+        Api {
+            vault: Arc::new(vault),
+            limits,
+        }
+    }
+
+    /// Sends one request through the router and returns (status, content type, body).
+    async fn send(api: &Api, method: &str, uri: &str, body: &str) -> (u16, Option<String>, String) {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("x-vault-token", "root")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let client = "127.0.0.1:40000".parse().ok();
+        let response = serve_request(api, request, client).await;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            content_type,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn routes_probes_the_api_and_nothing_else() {
+        let api = test_api(HttpLimits::default()).await;
+        for probe in ["/healthz", "/readyz"] {
+            let (status, content_type, body) = send(&api, "GET", probe, "").await;
+            assert_eq!((status, body.as_str()), (200, "ok\n"), "{probe}");
+            assert_eq!(content_type.as_deref(), Some("text/plain"));
+        }
+        // Probes answer GET only; anything outside /v1/ is a 404 that says where the API is.
+        for (method, uri) in [
+            ("POST", "/healthz"),
+            ("GET", "/"),
+            ("GET", "/v2/sys/health"),
+        ] {
+            let (status, content_type, body) = send(&api, method, uri, "").await;
+            assert_eq!(status, 404, "{method} {uri}");
+            assert_eq!(content_type.as_deref(), Some("application/json"));
+            assert!(body.contains("the Vault API is under /v1/"), "{body}");
+        }
+        let (status, _, body) = send(&api, "GET", "/v1/sys/health", "").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["sealed"],
+            false
+        );
+    }
+
+    #[tokio::test]
+    async fn methods_queries_and_bodies_reach_the_engine() {
+        let api = test_api(HttpLimits::default()).await;
+        let (status, _, _) = send(
+            &api,
+            "POST",
+            "/v1/secret/data/app%2Fdb",
+            r#"{"data":{"password":"s3cr3t"}}"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+        // The percent-encoded path names the same secret.
+        let (status, _, body) = send(&api, "GET", "/v1/secret/data/app/db", "").await;
+        assert_eq!(status, 200);
+        let read: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(read["data"]["data"]["password"], "s3cr3t");
+        assert!(
+            body.ends_with("}\n"),
+            "one JSON document per line: {body:?}"
+        );
+        // `?list=true` on GET and the LIST method both list.
+        for (method, uri) in [
+            ("GET", "/v1/secret/metadata/app?list=true"),
+            ("LIST", "/v1/secret/metadata/app"),
+        ] {
+            let (status, _, body) = send(&api, method, uri, "").await;
+            assert_eq!(status, 200, "{method} {uri}: {body}");
+            assert_eq!(
+                serde_json::from_str::<Value>(&body).unwrap()["data"]["keys"],
+                serde_json::json!(["db"])
+            );
+        }
+        // Other query parameters become request data: version 2 does not exist.
+        let (status, _, _) = send(&api, "GET", "/v1/secret/data/app/db?version=2", "").await;
+        assert_eq!(status, 404);
+        // HEAD gets the status without a body.
+        let (status, _, body) = send(&api, "HEAD", "/v1/secret/data/app/db", "").await;
+        assert_eq!((status, body.as_str()), (200, ""));
+        let (status, _, body) = send(&api, "TRACE", "/v1/secret/data/app/db", "").await;
+        assert_eq!(status, 405);
+        assert!(body.contains("unsupported HTTP method TRACE"), "{body}");
+        let (status, _, body) = send(&api, "POST", "/v1/secret/data/x", "[1]").await;
+        assert_eq!(status, 400);
+        assert!(body.contains("expected a JSON object"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused() {
+        let api = test_api(HttpLimits {
+            max_request_bytes: 64,
+            ..HttpLimits::default()
+        })
+        .await;
+        let big = format!(r#"{{"data":{{"v":"{}"}}}}"#, "x".repeat(64));
+        let (status, _, body) = send(&api, "POST", "/v1/secret/data/x", &big).await;
+        assert_eq!(status, 413);
+        assert!(body.contains("the limit is 64 bytes"), "{body}");
+        let (status, _, _) = send(&api, "POST", "/v1/secret/data/x", r#"{"data":{"v":"1"}}"#).await;
+        assert_eq!(status, 200);
     }
 
     proptest::proptest! {

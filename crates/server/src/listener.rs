@@ -1,26 +1,28 @@
-//! The accept loop: plain or TLS connections served by hyper with warp's filter,
+//! The accept loop: plain or TLS connections served by hyper,
 //! header-read timeouts, and a graceful drain on shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use secretvault_engine::vault::Vault;
 use tokio::net::TcpListener;
-use tower_service::Service;
 
-use crate::http::{ClientAddr, HttpLimits, routes};
+use crate::http::{Api, HttpLimits, serve_request};
 use crate::tls::TlsSettings;
+use crate::watchdog::{Activity, close_when_stalled};
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub limits: HttpLimits,
-    /// A client must send its request headers within this time.
+    /// A client must send a whole request head within this time of connecting (after
+    /// the TLS handshake) or of its last response, else the connection is closed.
     pub header_read_timeout: Duration,
     /// A TLS client must finish its handshake within this time.
     pub tls_handshake_timeout: Duration,
@@ -54,13 +56,17 @@ pub async fn serve(
         Some(settings) => Some(crate::tls::acceptor(settings).await?),
         None => None,
     };
-    let service = warp::service(routes(vault.clone(), config.limits.clone()));
+    let api = Arc::new(Api {
+        vault: vault.clone(),
+        limits: config.limits.clone(),
+    });
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        // The header-read deadline is enforced by `watchdog`, one timer per connection
+        // instead of one per request.
+        .header_read_timeout(None)
         .keep_alive(true);
     let builder = Arc::new(builder);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -79,12 +85,19 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let per_connection = service.clone();
-        let hyper_service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-            req.extensions_mut().insert(ClientAddr(peer));
-            let mut service = per_connection.clone();
-            async move { service.call(req).await }
+        let api = api.clone();
+        let activity = Activity::new();
+        let requests = activity.clone();
+        let hyper_service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            let api = api.clone();
+            let serving = requests.serving();
+            async move {
+                let response = serve_request(&api, req, Some(peer)).await;
+                drop(serving);
+                Ok::<_, Infallible>(response)
+            }
         });
+        let header_read_timeout = config.header_read_timeout;
         let builder = builder.clone();
         let watcher = graceful.watcher();
         match &tls {
@@ -92,7 +105,10 @@ pub async fn serve(
                 let conn = builder
                     .serve_connection(TokioIo::new(stream), hyper_service)
                     .into_owned();
-                tokio::spawn(log_connection_end(peer, watcher.watch(conn)));
+                tokio::spawn(log_connection_end(
+                    peer,
+                    close_when_stalled(watcher.watch(conn), activity, header_read_timeout),
+                ));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
@@ -114,10 +130,15 @@ pub async fn serve(
                             return;
                         }
                     };
+                    activity.restart();
                     let conn = builder
                         .serve_connection(TokioIo::new(tls_stream), hyper_service)
                         .into_owned();
-                    log_connection_end(peer, watcher.watch(conn)).await;
+                    log_connection_end(
+                        peer,
+                        close_when_stalled(watcher.watch(conn), activity, header_read_timeout),
+                    )
+                    .await;
                 });
             }
         }
@@ -137,9 +158,13 @@ pub async fn serve(
 
 async fn log_connection_end<E: std::fmt::Display>(
     peer: SocketAddr,
-    conn: impl Future<Output = Result<(), E>>,
+    conn: impl Future<Output = Option<Result<(), E>>>,
 ) {
-    if let Err(e) = conn.await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    match conn.await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+        None => {
+            tracing::debug!(%peer, "connection closed: no request within the header-read timeout")
+        }
     }
 }

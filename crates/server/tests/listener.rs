@@ -189,6 +189,67 @@ async fn slow_headers_are_cut_off() {
     server.done.await.unwrap().unwrap();
 }
 
+/// The header-read deadline applies to idle connections (closed once it passes after the
+/// last response), not to requests being served: a body that arrives slowly, within its
+/// own limit, is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_close_but_busy_ones_do_not() {
+    let config = ServerConfig {
+        header_read_timeout: Duration::from_millis(300),
+        limits: secretvault_server::http::HttpLimits {
+            body_read_timeout: Duration::from_secs(5),
+            ..Default::default()
+        },
+        ..ServerConfig::default()
+    };
+    let mut server = start(config).await;
+    let addr = server.addr;
+    let idle = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut first = [0u8; 12];
+        stream.read_exact(&mut first).unwrap();
+        let answered = Instant::now();
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+        (first, answered.elapsed())
+    });
+    let slow = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let body = b"{\"data\":{\"a\":\"b\"}}";
+        let head = format!(
+            "POST /v1/secret/data/x HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        // Three header-read deadlines pass while the body is on its way.
+        std::thread::sleep(Duration::from_millis(1000));
+        stream.write_all(body).unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    });
+    let (first, closed_after) = idle.await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    assert!(
+        closed_after >= Duration::from_millis(250) && closed_after < Duration::from_secs(5),
+        "idle connection closed after {closed_after:?}"
+    );
+    // No token was sent: 403, an answer rather than a dropped connection.
+    let response = slow.await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    server.stop.take().unwrap().send(()).unwrap();
+    server.done.await.unwrap().unwrap();
+}
+
 /// A body that stops arriving is answered with 408 once the body-read limit passes; a
 /// body sent whole with its headers is read at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
