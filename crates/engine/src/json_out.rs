@@ -63,7 +63,28 @@ fn escape(out: &mut Vec<u8>, byte: u8, form: u8) {
 /// `s` as a JSON string, quoted and escaped.
 pub fn string(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    if needs_escape(bytes) {
+        escaped_string(out, bytes);
+    } else {
+        // Nearly every string (map keys, mount paths, HMACs, ids): one copy.
+        ascii(out, bytes);
+    }
+}
+
+/// True when any byte of `bytes` must be escaped.
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    let (words, tail) = bytes.as_chunks::<8>();
+    words
+        .iter()
+        .any(|word| word_needs_escape(u64::from_le_bytes(*word)))
+        || tail.iter().any(|&byte| ESCAPE[byte as usize] != 0)
+}
+
+/// A string with at least one byte to escape: the runs between escapes copied whole.
+#[inline(never)]
+fn escaped_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 8);
     out.push(b'"');
     // `bytes[run..at]` needs no escaping and is not written yet.
     let mut run = 0;
@@ -99,9 +120,9 @@ pub fn plain_string(out: &mut Vec<u8>, s: &str) {
     ascii(out, s.as_bytes());
 }
 
-/// Like [`plain_string`], from bytes known to be ASCII that needs no escaping.
+/// Like [`plain_string`], from UTF-8 bytes known to need no escaping.
 pub fn ascii(out: &mut Vec<u8>, s: &[u8]) {
-    debug_assert!(s.iter().all(|&b| b.is_ascii() && ESCAPE[b as usize] == 0));
+    debug_assert!(!needs_escape(s));
     out.reserve(s.len() + 2);
     out.push(b'"');
     out.extend_from_slice(s);
