@@ -9,14 +9,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 use secretvault_engine::Operation;
-use secretvault_engine::crypto::RootKey;
 use secretvault_engine::fuzzing::{format_ciphertext, parse_ciphertext};
 use secretvault_engine::logical::Request;
 use secretvault_engine::policy::{Capabilities, Capability, Parameters, PathRule, Policy};
 use secretvault_engine::seal::SealedValue;
-use secretvault_engine::storage::MemoryBackend;
 use secretvault_engine::token::{Claims, Signer};
-use secretvault_engine::vault::{Vault, VaultConfig};
+use secretvault_engine::vault::Vault;
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
@@ -427,15 +425,7 @@ fn json_body() -> impl Strategy<Value = Map<String, Value>> {
 const ROOT: &str = "prop-root";
 
 async fn kv_vault() -> Vault {
-    let vault = Vault::open(
-        Arc::new(MemoryBackend::new()),
-        RootKey::generate(),
-        VaultConfig::default(),
-    )
-    .await
-    .unwrap();
-    vault.ensure_root_token(Some(ROOT)).await.unwrap();
-    vault
+    Vault::open_in_memory(ROOT).await.unwrap()
 }
 
 fn kv_request(operation: Option<Operation>, path: &str, data: Map<String, Value>) -> Request {

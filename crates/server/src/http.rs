@@ -403,17 +403,7 @@ mod tests {
     }
 
     async fn test_api(limits: HttpLimits) -> Api {
-        use secretvault_engine::crypto::RootKey;
-        use secretvault_engine::storage::MemoryBackend;
-        use secretvault_engine::vault::VaultConfig;
-        let vault = Vault::open(
-            Arc::new(MemoryBackend::new()),
-            RootKey::generate(),
-            VaultConfig::default(),
-        )
-        .await
-        .unwrap();
-        vault.ensure_root_token(Some("root")).await.unwrap();
+        let vault = Vault::open_in_memory("root").await.unwrap();
         Api {
             vault: Arc::new(vault),
             limits,

@@ -1260,21 +1260,11 @@ async fn typed_api_for_in_process_callers() {
 
 mod through_the_router {
     use super::*;
-    use crate::vault::{Reply, Vault, VaultConfig};
+    use crate::vault::{Reply, Vault};
 
     async fn vault() -> (Vault, String) {
-        let vault = Vault::open(
-            Arc::new(MemoryBackend::new()),
-            RootKey::generate(),
-            VaultConfig::default(),
-        )
-        .await
-        .unwrap();
-        let root = vault
-            .ensure_root_token(Some("root-token"))
-            .await
-            .unwrap()
-            .to_string();
+        let root = "root-token".to_string();
+        let vault = Vault::open_in_memory(&root).await.unwrap();
         (vault, root)
     }
 
@@ -1541,18 +1531,8 @@ async fn measure_encrypt_decrypt_latency() {
 }
 
 async fn through_the_router_vault() -> (crate::vault::Vault, String) {
-    let vault = crate::vault::Vault::open(
-        Arc::new(MemoryBackend::new()),
-        RootKey::generate(),
-        crate::vault::VaultConfig::default(),
-    )
-    .await
-    .unwrap();
-    let root = vault
-        .ensure_root_token(Some("root-token"))
-        .await
-        .unwrap()
-        .to_string();
+    let root = "root-token".to_string();
+    let vault = crate::vault::Vault::open_in_memory(&root).await.unwrap();
     (vault, root)
 }
 

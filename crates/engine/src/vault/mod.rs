@@ -182,6 +182,22 @@ pub struct Vault {
 }
 
 impl Vault {
+    /// A vault on in-memory storage with a fresh root key and `root_token` as its root
+    /// token. Nothing outlives the process: for tests and in-process tools.
+    pub async fn open_in_memory(root_token: &str) -> Result<Vault, OpenError> {
+        let vault = Vault::open(
+            Arc::new(crate::storage::MemoryBackend::new()),
+            RootKey::generate(),
+            VaultConfig::default(),
+        )
+        .await?;
+        vault
+            .ensure_root_token(Some(root_token))
+            .await
+            .map_err(|e| OpenError::Api(e.errors.join("; ")))?;
+        Ok(vault)
+    }
+
     /// Opens the vault over a storage backend: unlocks the keyring with the root key and
     /// loads tokens, policies, identities and audit devices.
     pub async fn open(

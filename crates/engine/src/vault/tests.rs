@@ -1,9 +1,6 @@
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
 use super::*;
-use crate::storage::MemoryBackend;
 
 struct Harness {
     vault: Vault,
@@ -13,18 +10,8 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let vault = Vault::open(
-        Arc::new(MemoryBackend::new()),
-        RootKey::generate(),
-        VaultConfig::default(),
-    )
-    .await
-    .unwrap();
-    let root = vault
-        .ensure_root_token(Some("root-token"))
-        .await
-        .unwrap()
-        .to_string();
+    let root = "root-token".to_string();
+    let vault = Vault::open_in_memory(&root).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let audit_path = dir.path().join("audit.log");
     vault
