@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName};
-use secretvault_engine::crypto::RootKey;
-use secretvault_engine::storage::MemoryBackend;
-use secretvault_engine::vault::{Vault, VaultConfig};
+use secretvault_engine::vault::Vault;
 use secretvault_server::ServerConfig;
 use secretvault_server::tls::TlsSettings;
 use tokio::net::TcpListener;
@@ -23,15 +21,7 @@ struct Running {
 
 async fn start(config: ServerConfig) -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let vault = Arc::new(
-        Vault::open(
-            Arc::new(MemoryBackend::new()),
-            RootKey::generate(),
-            VaultConfig::default(),
-        )
-        .await
-        .unwrap(),
-    );
+    let vault = Arc::new(Vault::open_in_memory("root").await.unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -148,6 +138,44 @@ async fn missing_tls_files_fail_clearly() {
     assert!(format!("{err:#}").contains("nope.crt"), "{err:#}");
 }
 
+/// On a fresh connection: sends `head`, waits `pause`, sends `body`, then reads until the
+/// server closes the connection. Returns how long that took after the last write, and
+/// everything the server sent.
+async fn exchange(
+    addr: std::net::SocketAddr,
+    head: String,
+    pause: Duration,
+    body: &'static [u8],
+) -> (Duration, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        std::thread::sleep(pause);
+        stream.write_all(body).unwrap();
+        let started = Instant::now();
+        let mut received = Vec::new();
+        let _ = stream.read_to_end(&mut received);
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&received).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// The head of a KV write declaring a `declared`-byte body, on a connection to be closed.
+fn post_head(declared: usize) -> String {
+    format!(
+        "POST /v1/secret/data/x HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
+    )
+}
+
+const BODY: &[u8] = b"{\"data\":{\"a\":\"b\"}}";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_headers_are_cut_off() {
     let config = ServerConfig {
@@ -155,35 +183,16 @@ async fn slow_headers_are_cut_off() {
         ..ServerConfig::default()
     };
     let mut server = start(config).await;
-    let addr = server.addr;
-    let closed_after = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream
-            .write_all(b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n")
-            .unwrap();
-        let started = Instant::now();
-        let mut buf = Vec::new();
-        // The server gives up on the unfinished request and closes (maybe after a 408).
-        let _ = stream.read_to_end(&mut buf);
-        (
-            started.elapsed(),
-            String::from_utf8_lossy(&buf).into_owned(),
-        )
-    })
-    .await
-    .unwrap();
+    let unfinished = "GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n".to_string();
+    let (held, response) = exchange(server.addr, unfinished, Duration::ZERO, b"").await;
     assert!(
-        closed_after.0 < Duration::from_secs(5),
-        "connection held for {:?}",
-        closed_after.0
+        held < Duration::from_secs(5),
+        "connection held for {held:?}"
     );
+    // The server gives up on the unfinished request and closes (maybe after a 408).
     assert!(
-        closed_after.1.is_empty() || closed_after.1.starts_with("HTTP/1.1 408"),
-        "{}",
-        closed_after.1
+        response.is_empty() || response.starts_with("HTTP/1.1 408"),
+        "{response}"
     );
     server.stop.take().unwrap().send(()).unwrap();
     server.done.await.unwrap().unwrap();
@@ -203,48 +212,23 @@ async fn idle_keep_alive_connections_close_but_busy_ones_do_not() {
         ..ServerConfig::default()
     };
     let mut server = start(config).await;
-    let addr = server.addr;
-    let idle = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream
-            .write_all(b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut first = [0u8; 12];
-        stream.read_exact(&mut first).unwrap();
-        let answered = Instant::now();
-        let mut rest = Vec::new();
-        let _ = stream.read_to_end(&mut rest);
-        (first, answered.elapsed())
-    });
-    let slow = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let body = b"{\"data\":{\"a\":\"b\"}}";
-        let head = format!(
-            "POST /v1/secret/data/x HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        // Three header-read deadlines pass while the body is on its way.
-        std::thread::sleep(Duration::from_millis(1000));
-        stream.write_all(body).unwrap();
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        response
-    });
-    let (first, closed_after) = idle.await.unwrap();
-    assert_eq!(&first, b"HTTP/1.1 200");
+    let keep_alive = "GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n".to_string();
+    let idle = tokio::spawn(exchange(server.addr, keep_alive, Duration::ZERO, b""));
+    // Three header-read deadlines pass while the body is on its way.
+    let slow = tokio::spawn(exchange(
+        server.addr,
+        post_head(BODY.len()),
+        Duration::from_millis(1000),
+        BODY,
+    ));
+    let (closed_after, response) = idle.await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(
         closed_after >= Duration::from_millis(250) && closed_after < Duration::from_secs(5),
         "idle connection closed after {closed_after:?}"
     );
     // No token was sent: 403, an answer rather than a dropped connection.
-    let response = slow.await.unwrap();
+    let (_, response) = slow.await.unwrap();
     assert!(response.starts_with("HTTP/1.1 403"), "{response}");
     server.stop.take().unwrap().send(()).unwrap();
     server.done.await.unwrap().unwrap();
@@ -262,29 +246,11 @@ async fn slow_bodies_are_cut_off() {
         ..ServerConfig::default()
     };
     let mut server = start(config).await;
-    let addr = server.addr;
-    let post = move |body: &'static [u8], declared: usize| {
-        tokio::task::spawn_blocking(move || {
-            let mut stream = TcpStream::connect(addr).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let head = format!(
-                "POST /v1/secret/data/x HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\n"
-            );
-            stream.write_all(head.as_bytes()).unwrap();
-            stream.write_all(body).unwrap();
-            let started = Instant::now();
-            let mut response = String::new();
-            let _ = stream.read_to_string(&mut response);
-            (started.elapsed(), response)
-        })
-    };
-    let whole = b"{\"data\":{\"a\":\"b\"}}";
-    let (_, response) = post(whole, whole.len()).await.unwrap();
+    let (_, response) = exchange(server.addr, post_head(BODY.len()), Duration::ZERO, BODY).await;
     // No token was sent: 403, decided after the body was read.
     assert!(response.starts_with("HTTP/1.1 403"), "{response}");
-    let (waited, response) = post(b"{\"data\"", 100).await.unwrap();
+    let (waited, response) =
+        exchange(server.addr, post_head(100), Duration::ZERO, b"{\"data\"").await;
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(
         response.contains("timed out reading the request body"),
@@ -303,26 +269,15 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let mut server = start(ServerConfig::default()).await;
     let addr = server.addr;
     // A slow upload is in flight when shutdown begins.
-    let upload = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let body = b"{\"data\":{\"a\":\"b\"}}";
-        let head = format!(
-            "POST /v1/secret/data/x HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        stream.write_all(body).unwrap();
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        response
-    });
+    let upload = tokio::spawn(exchange(
+        addr,
+        post_head(BODY.len()),
+        Duration::from_millis(300),
+        BODY,
+    ));
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.stop.take().unwrap().send(()).unwrap();
-    let response = upload.await.unwrap();
+    let (_, response) = upload.await.unwrap();
     // No token was sent, so the answer is 403 — but it is an answer, not a dropped connection.
     assert!(response.starts_with("HTTP/1.1 403"), "{response}");
     server.done.await.unwrap().unwrap();
