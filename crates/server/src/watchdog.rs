@@ -5,7 +5,7 @@
 //! Why not hyper's own `header_read_timeout`: it arms a fresh timer for every request
 //! (an allocation, and an insert and removal in tokio's timer wheel), which measured
 //! ~3 % of the instructions of a KV read. Here each connection has one timer, reset only
-//! when it fires, and a request costs two atomic updates and one clock read.
+//! when it fires, and a request costs three atomic updates and one clock read.
 //!
 //! The deadline runs from the moment the connection opened or its last response was
 //! produced; while a request is being served (its body read, a long poll held) the
